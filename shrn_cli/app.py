@@ -1,0 +1,39 @@
+"""The ``shrn`` command: a Typer app whose commands live in ``shrn_cli/commands``."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from shrn_core import __version__
+
+from .commands import face as face_cmd
+
+app = typer.Typer(
+    name="shrn",
+    help="Occlusion-robust 3D face reconstruction: segment -> inpaint -> reconstruct -> eval.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shrn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Each command writes documented intermediate files (docs/formats.md) so stages chain in pipelines."""
+
+
+face_cmd.register(app)
+# Stage commands register themselves here as they land.
+
+
+def main() -> None:
+    app()

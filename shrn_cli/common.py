@@ -1,0 +1,194 @@
+"""What every command shares: options, config merging, input expansion, progress, errors, output."""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from shrn_core.config import load_config
+from shrn_core.errors import InputError, ShrnError
+from shrn_core.formats.image import IMAGE_EXTENSIONS
+
+stderr = Console(stderr=True)
+log = logging.getLogger("shrn")
+
+# Option declarations reused by every command so they read the same everywhere.
+OutOption = typer.Option(None, "--out", "-o", help="Output folder (default: next to each input).")
+DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+ConfigOption = typer.Option(None, "--config", help="YAML file with option values (command line wins).")
+JsonOption = typer.Option(False, "--json", help="Print one JSON object per input on stdout.")
+OverwriteOption = typer.Option(False, "--overwrite", help="Recompute outputs that already exist.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="Only errors on stderr.")
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr.")
+
+
+@dataclass
+class ItemResult:
+    """What one input produced: named output paths plus any extra JSON-able facts."""
+
+    outputs: dict[str, Path] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False  # outputs existed and --overwrite was not given
+
+
+@dataclass
+class RunOptions:
+    out: Optional[Path]
+    json: bool
+    quiet: bool
+    verbose: bool
+
+    def out_dir_for(self, input_path: Path) -> Path:
+        return Path(self.out) if self.out is not None else Path(input_path).parent
+
+
+def setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger("shrn")
+    root.handlers.clear()
+    handler = RichHandler(console=stderr, show_time=False, show_path=False, markup=False)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def apply_config(ctx: typer.Context, command: str, config_path: Optional[Path], values: dict[str, Any]) -> dict[str, Any]:
+    """Fill options the user did not give on the command line from the YAML config."""
+    try:
+        config = load_config(config_path, command)
+    except ShrnError as err:
+        fail(err)
+    unknown = sorted(set(config) - set(values))
+    if unknown:
+        fail(InputError(f"unknown option(s) for 'shrn {command}': {', '.join(unknown)}", config_path))
+    merged = dict(values)
+    for key, value in config.items():
+        source = ctx.get_parameter_source(key)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            merged[key] = Path(value) if isinstance(values.get(key), Path) else value
+    return merged
+
+
+def fail(err: ShrnError) -> None:
+    """Print one line on stderr and exit with the error's code."""
+    stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    raise typer.Exit(err.exit_code)
+
+
+def expand_inputs(items: Iterable[str | Path], extensions: set[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Files stay as given; folders give their image files (sorted, not recursive); globs expand."""
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in extensions and not _is_intermediate(p))
+            if not files:
+                raise InputError("folder holds no input files", path)
+            found.extend(files)
+        elif not path.exists() and any(ch in text for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            if not matches:
+                raise InputError("pattern matches no file", text)
+            found.extend(m for m in matches if m.is_file())
+        else:
+            found.append(path)
+    return found
+
+
+def _is_intermediate(path: Path) -> bool:
+    parts = path.name.split(".")
+    return len(parts) >= 3  # <stem>.<kind>.<ext> files are shrn outputs, not photos
+
+
+def process_inputs(
+    inputs: list[Path],
+    worker: Callable[[Path], ItemResult],
+    options: RunOptions,
+    label: str,
+) -> int:
+    """Run ``worker`` on each input, keep going past failures, print outputs, return the exit code."""
+    failures: list[tuple[Path, ShrnError]] = []
+    show_bar = len(inputs) > 1 and not options.quiet
+    progress = Progress(
+        TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr, transient=False,
+        disable=not show_bar,
+    )
+    with progress:
+        task = progress.add_task("", total=len(inputs))
+        for path in inputs:
+            progress.update(task, description=Path(path).name)
+            try:
+                result = worker(Path(path))
+            except ShrnError as err:
+                failures.append((Path(path), err))
+                stderr.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+                _emit_failure(path, err, options)
+            else:
+                if result.skipped and not options.quiet:
+                    log.info("%s: outputs exist, kept (use --overwrite to recompute)", path)
+                _emit(path, result, options)
+            progress.advance(task)
+    if failures and len(inputs) > 1:
+        _print_failure_summary(failures, len(inputs))
+    if not failures:
+        return 0
+    return failures[0][1].exit_code if len(inputs) == 1 else 1
+
+
+def _emit(path: Path, result: ItemResult, options: RunOptions) -> None:
+    if options.json:
+        record = {"input": str(path), "ok": True, "skipped": result.skipped,
+                  "outputs": {k: str(v) for k, v in result.outputs.items()}, **result.info}
+        sys.stdout.write(json.dumps(record, default=_json_default) + "\n")
+    else:
+        for value in result.outputs.values():
+            sys.stdout.write(f"{value}\n")
+    sys.stdout.flush()
+
+
+def _emit_failure(path: Path, err: ShrnError, options: RunOptions) -> None:
+    if options.json:
+        record = {"input": str(path), "ok": False, "error": str(err), "exit_code": err.exit_code}
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+
+def _print_failure_summary(failures: list[tuple[Path, ShrnError]], total: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(failures)} of {total} inputs failed", title_justify="left")
+    table.add_column("input")
+    table.add_column("problem")
+    for path, err in failures:
+        message = str(err)
+        prefix = f"{err.path}: " if err.path else ""
+        table.add_row(str(path), message[len(prefix):] if message.startswith(prefix) else message)
+    stderr.print(table)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def outputs_exist(paths: Iterable[Path], overwrite: bool) -> bool:
+    """True when every output is already there and the user did not ask to recompute."""
+    return not overwrite and all(Path(p).is_file() for p in paths)

@@ -1,0 +1,100 @@
+"""Shared mechanics of every intermediate file: naming, atomic writes, versioned JSON."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import FormatError, InputError, OutputError
+
+SCHEMA_VERSION = 1
+
+
+def output_path(out_dir: str | Path, stem: str, kind: str, ext: str) -> Path:
+    """``<out_dir>/<stem>.<kind>.<ext>``; ``kind`` may be empty for the main mesh (``<stem>.obj``)."""
+    name = f"{stem}.{kind}.{ext}" if kind else f"{stem}.{ext}"
+    return Path(out_dir) / name
+
+
+def image_stem(path: str | Path) -> str:
+    """The stem shared by all intermediates of one input: ``a/b/photo.jpg`` -> ``photo``.
+
+    An intermediate's own name reduces to the stem too (``photo.mask.png`` -> ``photo``), so a
+    stage may be given another stage's output as its input.
+    """
+    name = Path(path).name
+    for suffix in (".inpainted.png", ".mask.png", ".face_region.png", ".mask_prob.png"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def ensure_dir(path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory ({exc.strerror})", path) from None
+    if not os.access(path, os.W_OK):
+        raise OutputError("output directory is not writable", path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``, else delete it.
+
+    Readers never see a half-written file, and a failure leaves any previous file untouched.
+    """
+    path = Path(path)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write ({exc.strerror})", path) from None
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def write_json(path: str | Path, kind: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` with ``format`` and ``schema_version`` header fields added."""
+    document = {"format": f"shrn.{kind}", "schema_version": SCHEMA_VERSION, **payload}
+    text = json.dumps(document, indent=1, allow_nan=False)
+    with atomic_write(path, "w") as handle:
+        handle.write(text + "\n")
+    return Path(path)
+
+
+def read_json(path: str | Path, kind: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a shrn JSON file, checking its ``format``, ``schema_version`` and required keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"not valid JSON ({exc.__class__.__name__})", path) from None
+    if not isinstance(document, dict) or document.get("format") != f"shrn.{kind}":
+        raise FormatError(f"not a shrn {kind} file (expected format 'shrn.{kind}')", path)
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise FormatError(f"unsupported schema_version {version!r} (this shrn reads {SCHEMA_VERSION})", path)
+    missing = [key for key in required if key not in document]
+    if missing:
+        raise FormatError(f"missing field(s): {', '.join(missing)}", path)
+    return document
