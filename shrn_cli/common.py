@@ -52,6 +52,7 @@ class RunOptions:
 
 
 def setup_logging(quiet: bool, verbose: bool) -> None:
+    _silence_native_stderr()
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger("shrn")
     root.handlers.clear()
@@ -59,6 +60,27 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+
+
+def _silence_native_stderr() -> None:
+    """Native libraries (mediapipe's graphs, TFLite) print warnings straight to fd 2 from worker
+    threads. The CLI owns its process, so it moves Python's stderr to a copy of fd 2 and points fd 2
+    itself at /dev/null. Set SHRN_NATIVE_LOGS=1 to see the native messages."""
+    import os
+
+    if os.environ.get("SHRN_NATIVE_LOGS") or getattr(_silence_native_stderr, "done", False):
+        return
+    try:
+        python_fd = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(python_fd, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                           errors="backslashreplace")
+    stderr.file = sys.stderr
+    _silence_native_stderr.done = True
 
 
 def apply_config(ctx: typer.Context, command: str, config_path: Optional[Path], values: dict[str, Any]) -> dict[str, Any]:
