@@ -1,0 +1,284 @@
+"""The embedded ``fit`` backend: coarse landmark fit -> mid per-vertex deformation -> fine UV
+displacement map, with SH lighting, per-texel albedo and occlusion-mask handling (see docs)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from ...errors import InputError, NumericalError
+from ...face.topology import NUM_MESH_POINTS, FaceTopology, load_topology
+from ..types import LEVELS, Camera, Mesh, Reconstruction, ViewResult
+from .camera import default_intrinsics
+from .landmarks import LandmarkFitOptions, ViewObservation, fit_landmarks
+from .mesh_ops import subdivide, subdivided_mirror, uniform_laplacian, vertex_normals
+from .photometric import CropView, PhotometricOptions, fit_level, build_gbuffers, pixel_attributes
+from .raster import create_context, crop_intrinsics, interpolate, rasterize_view, texture
+from .shading import frontal_light, sh_basis, shade, solve_lighting
+from .texture import TextureView, complete, unwrap
+
+log = logging.getLogger("shrn.reconstruct")
+
+
+@dataclass
+class FitOptions:
+    """Tunable settings of the ``fit`` backend (all may be passed as ``reconstruct(..., name=value)``)."""
+
+    render_size: int = 256  # side of the square face crop the photometric fit renders
+    texture_size: int = 512  # output albedo / displacement map side
+    subdivisions: int = 3  # mid level: 468 -> ~27.6k vertices
+    coarse_iterations: int = 60  # L-BFGS iterations of the landmark fit
+    mid_iterations: int = 40
+    fine_iterations: int = 30
+    displacement_size: int = 128  # fine-level UV displacement map resolution during fitting
+    focal_px: Optional[float] = None  # default: 2 x the longer image side
+    render_outputs: bool = True  # overlay and shading renders at photo resolution
+    max_render_side: int = 1024  # renders of larger photos are made at this size and upscaled
+
+    @classmethod
+    def from_options(cls, options: dict) -> "FitOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"unknown option(s) for the fit backend: {', '.join(unknown)}")
+        return cls(**options)
+
+
+@dataclass
+class FitInput:
+    image: np.ndarray  # (H, W, 3) uint8
+    landmarks: np.ndarray  # (478, 3)
+    image_path: str = ""
+    mask: Optional[np.ndarray] = None  # (H, W) uint8, 255 = occluded
+
+
+def reconstruct_views(inputs: list[FitInput], levels: str = "fine", device: torch.device | str = "cpu",
+                      options: FitOptions | None = None,
+                      progress: Callable[[str], None] | None = None) -> Reconstruction:
+    options = options or FitOptions()
+    if levels not in LEVELS:
+        raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
+    stop = LEVELS.index(levels)
+    device = torch.device(device)
+    topo = load_topology()
+    ctx = create_context("auto", device)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def note(message: str) -> None:
+        log.info(message)
+        if progress:
+            progress(message)
+
+    # ---- coarse: landmarks -> pose, camera, smooth shape
+    observations = []
+    for item in inputs:
+        h, w = item.image.shape[:2]
+        K = default_intrinsics(w, h, options.focal_px)
+        occluded = _landmarks_occluded(item.landmarks, item.mask)
+        observations.append(ViewObservation(item.landmarks, K, w, h, occluded))
+    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(iterations=options.coarse_iterations))
+    timings["coarse_s"] = time.perf_counter() - started
+    note(f"coarse level: landmark RMS {', '.join(f'{e:.1f}' for e in coarse.reprojection_px)} px")
+
+    dtype = torch.float32
+    faces_np = topo.triangles
+    vertices = torch.as_tensor(coarse.vertices, dtype=dtype, device=device)
+    uvs = torch.as_tensor(topo.uvs, dtype=dtype, device=device)
+    faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
+    levels_out = {"coarse": Mesh(coarse.vertices.copy(), faces_np.copy(), topo.uvs.copy())}
+
+    images = [torch.as_tensor(item.image, dtype=dtype, device=device) / 255 for item in inputs]
+    valid_full = [torch.as_tensor(_valid(item.mask, item.image.shape[:2]), device=device) for item in inputs]
+    crop_views = [_crop_view(img, val, obs.K, R, t, vertices, options.render_size)
+                  for img, val, obs, R, t in zip(images, valid_full, observations, coarse.rotations, coarse.translations)]
+    lighting = _initial_lighting(ctx, vertices, faces, crop_views)
+    albedo_small = _initial_albedo(ctx, vertices, faces, uvs, images, valid_full, observations, coarse, lighting,
+                                   size=PhotometricOptions().albedo_size)
+    displacement_map = None
+    mirror = topo.mirror
+
+    if stop >= 1:
+        t0 = time.perf_counter()
+        for _ in range(options.subdivisions):
+            sub = subdivide(faces_np, len(vertices))
+            mirror = subdivided_mirror(sub, mirror)
+            vertices = torch.as_tensor(sub.smooth_points(vertices.cpu().numpy().astype(np.float64)), dtype=dtype, device=device)
+            uvs = sub.midpoints(uvs)
+            faces_np = sub.faces
+        faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
+        laplacian = uniform_laplacian(len(vertices), faces_np).to(device)
+        mirror_t = torch.as_tensor(mirror, device=device)
+        popt = PhotometricOptions(iterations=options.mid_iterations)
+
+        def mid_regulariser(d, observed):
+            smooth = (torch.sparse.mm(laplacian, d[:, None]) ** 2).mean()
+            sym_w = torch.where(observed, popt.symmetry_weight, popt.unobserved_symmetry_weight)
+            symmetry = (sym_w * (d - d[mirror_t]) ** 2).mean()
+            return popt.laplacian_weight * smooth * 100 + popt.magnitude_weight * (d ** 2).mean() + symmetry
+
+        vertices, _, albedo_small, lighting, _ = fit_level(
+            ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
+            lambda d: d, torch.zeros(len(vertices), dtype=dtype, device=device), mid_regulariser, popt, "mid")
+        levels_out["mid"] = Mesh(vertices.cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+        timings["mid_s"] = time.perf_counter() - t0
+
+    if stop >= 2:
+        t0 = time.perf_counter()
+        size = options.displacement_size
+        popt = PhotometricOptions(iterations=options.fine_iterations, lr=0.03, max_offset_mm=2.0,
+                                  laplacian_weight=0.5, magnitude_weight=0.05)
+        vertex_uv_grid = (uvs * 2 - 1).view(1, 1, -1, 2)
+
+        def displacement_at_vertices(D):
+            return torch.nn.functional.grid_sample(D[None, None], vertex_uv_grid, mode="bilinear",
+                                                   padding_mode="border", align_corners=False).view(-1)
+
+        def fine_regulariser(D, observed):
+            dx = D[:, 1:] - D[:, :-1]
+            dy = D[1:] - D[:-1]
+            symmetry = ((D - D.flip(1)) ** 2).mean()
+            return popt.laplacian_weight * ((dx ** 2).mean() + (dy ** 2).mean()) + popt.magnitude_weight * (D ** 2).mean() \
+                + popt.symmetry_weight * symmetry
+
+        # texel rows of D follow v upwards (row 0 at v = 0), like the albedo
+        vertices, displacement, albedo_small, lighting, _ = fit_level(
+            ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
+            displacement_at_vertices, torch.zeros(size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine")
+        displacement_map = popt.max_offset_mm * torch.tanh(displacement / popt.max_offset_mm)
+        levels_out["fine"] = Mesh(vertices.cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+        timings["fine_s"] = time.perf_counter() - t0
+
+    # ---- per-texel albedo at output resolution from the final geometry and lighting
+    t0 = time.perf_counter()
+    texture_views = [TextureView(img, val, obs.K, R, t, light * 1.0)
+                     for img, val, obs, R, t, light in zip(images, valid_full, observations, coarse.rotations,
+                                                           coarse.translations, lighting)]
+    albedo, weight, chart = unwrap(ctx, vertices, faces, uvs, texture_views, options.texture_size)
+    albedo_np = complete(albedo.cpu().numpy(), weight.cpu().numpy(), chart.cpu().numpy())
+    if not np.isfinite(albedo_np).all():
+        raise NumericalError("albedo contains NaN/inf")
+    albedo_u8 = np.clip(albedo_np * 255 + 0.5, 0, 255).astype(np.uint8)
+    timings["albedo_s"] = time.perf_counter() - t0
+
+    # ---- per-view results and renders
+    t0 = time.perf_counter()
+    albedo_tex = torch.as_tensor(albedo_np, dtype=dtype, device=device)
+    views = []
+    for item, obs, R, t, light, img in zip(inputs, observations, coarse.rotations, coarse.translations, lighting, images):
+        camera = Camera(obs.K.copy(), np.asarray(R, np.float32), np.asarray(t, np.float32), obs.width, obs.height)
+        overlay = shading_img = None
+        if options.render_outputs:
+            overlay, shading_img = _render_outputs(ctx, vertices, faces, uvs, albedo_tex, light, camera, item.image,
+                                                   options.max_render_side)
+        views.append(ViewResult(item.image_path, camera, light.cpu().numpy().astype(np.float32),
+                                item.landmarks[:, :2].astype(np.float32), overlay, shading_img, item.mask))
+    timings["render_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+    for mesh in levels_out.values():
+        if not np.isfinite(mesh.vertices).all():
+            raise NumericalError("reconstructed mesh contains NaN/inf")
+    disp = None
+    if displacement_map is not None:
+        disp = cv2.resize(displacement_map.cpu().numpy(), (options.texture_size, options.texture_size),
+                          interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    info = {"timings": {k: round(v, 3) for k, v in timings.items()},
+            "landmark_rms_px": [round(float(e), 3) for e in coarse.reprojection_px],
+            "focal_px": float(observations[0].K[0, 0]), "warnings": []}
+    return Reconstruction(levels=levels_out, albedo=albedo_u8, views=views, backend="fit",
+                          landmark_vertex_ids=topo.landmark_vertex_ids.copy(), displacement=disp, info=info)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _landmarks_occluded(landmarks: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
+    if mask is None:
+        return np.zeros(len(landmarks), bool)
+    h, w = mask.shape[:2]
+    col = np.clip(landmarks[:, 0].astype(int), 0, w - 1)
+    row = np.clip(landmarks[:, 1].astype(int), 0, h - 1)
+    return mask[row, col] > 127
+
+
+def _valid(mask: Optional[np.ndarray], shape) -> np.ndarray:
+    if mask is None:
+        return np.ones(shape, bool)
+    return mask <= 127
+
+
+def _crop_box(vertices: torch.Tensor, K, R, t) -> tuple[float, float, float]:
+    cam = vertices.cpu().numpy() @ np.asarray(R).T + np.asarray(t)
+    u = K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2]
+    v = K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]
+    side = 1.1 * max(np.ptp(u), np.ptp(v))
+    return float((u.max() + u.min()) / 2 - side / 2), float((v.max() + v.min()) / 2 - side / 2), float(side)
+
+
+def _crop_view(image: torch.Tensor, valid: torch.Tensor, K, R, t, vertices, size: int) -> CropView:
+    x0, y0, side = _crop_box(vertices, K, R, t)
+    s = size / side
+    affine = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
+    img = cv2.warpAffine(image.cpu().numpy(), affine, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    val = cv2.warpAffine(valid.cpu().numpy().astype(np.uint8), affine, (size, size), flags=cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    device = image.device
+    return CropView(torch.as_tensor(img, device=device), torch.as_tensor(val, device=device),
+                    crop_intrinsics(K, (x0, y0, side), size), np.asarray(R), np.asarray(t))
+
+
+def _initial_lighting(ctx, vertices, faces, views: list[CropView]) -> list[torch.Tensor]:
+    """Per-view SH lighting by least squares on the coarse mesh with a constant albedo, normalised so
+    the mean shading over the visible face is 1 per channel (the skin colour goes to the albedo)."""
+    gbuffers = build_gbuffers(ctx, vertices, faces, views)
+    normals = vertex_normals(vertices, faces.long())
+    out = []
+    for g in gbuffers:
+        if len(g.pixel) < 50:
+            raise InputError("too little of the face is visible and unoccluded to estimate the lighting")
+        n = torch.nn.functional.normalize(pixel_attributes(normals, g, faces) @ g.R.T, dim=-1)
+        light = solve_lighting(n, g.target)
+        mean = (sh_basis(n) @ light).mean(0).clamp(min=1e-3)
+        out.append((light / mean).detach())
+    return out
+
+
+def _initial_albedo(ctx, vertices, faces, uvs, images, valid, observations, coarse, lighting, size: int):
+    views = [TextureView(img, val, obs.K, R, t, light)
+             for img, val, obs, R, t, light in zip(images, valid, observations, coarse.rotations, coarse.translations, lighting)]
+    albedo, weight, chart = unwrap(ctx, vertices, faces, uvs, views, size)
+    filled = complete(albedo.cpu().numpy(), weight.cpu().numpy(), chart.cpu().numpy())
+    return torch.as_tensor(filled, dtype=vertices.dtype, device=vertices.device)
+
+
+def _render_outputs(ctx, vertices, faces, uvs, albedo_tex, lighting, camera: Camera, photo: np.ndarray, max_side: int):
+    """(overlay, shading) HxWx3 uint8: the textured, lit render and the grey shaded geometry over the photo."""
+    h, w = photo.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+    K = camera.K.copy()
+    K[:2] *= np.array([[rw / w], [rh / h]], dtype=np.float32)
+    with torch.no_grad():
+        rast, _ = rasterize_view(ctx, vertices, faces, K, camera.R, camera.t, rw, rh)
+        R = torch.as_tensor(camera.R, dtype=vertices.dtype, device=vertices.device)
+        normals, _ = interpolate(vertex_normals(vertices, faces.long())[None], rast, faces)
+        n = torch.nn.functional.normalize(normals[0], dim=-1, eps=1e-12) @ R.T
+        uv, _ = interpolate(uvs[None], rast, faces)
+        colour = texture(albedo_tex[None], uv, boundary_mode="clamp")[0] * shade(n, lighting)
+        grey = 0.8 * shade(n, frontal_light(vertices.device, vertices.dtype))
+        covered = (rast[0, ..., 3] > 0).cpu().numpy()
+    base = photo if scale == 1.0 else cv2.resize(photo, (rw, rh), interpolation=cv2.INTER_AREA)
+    results = []
+    for layer in (colour, grey):
+        img = np.clip(layer.cpu().numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
+        out = np.where(covered[..., None], img, base)
+        if scale != 1.0:
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        results.append(out)
+    return results[0], results[1]

@@ -1,0 +1,94 @@
+"""Mesh operations the fit needs in torch: normals, a graph Laplacian, and 1-to-4 subdivision that
+keeps the original vertices first (so the 468 landmark vertex ids stay valid on every level)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals of (..., V, 3) vertices."""
+    v0, v1, v2 = (vertices[..., faces[:, k], :] for k in range(3))
+    face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)
+    normals = torch.zeros_like(vertices)
+    for k in range(3):
+        normals = normals.index_add(-2, faces[:, k], face_n)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+
+def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> torch.Tensor:
+    """Sparse (V, V) L = I - D^-1 A over the mesh edges: (L x)_i = x_i - mean of its neighbours."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    rows = np.concatenate([edges[:, 0], edges[:, 1]])
+    cols = np.concatenate([edges[:, 1], edges[:, 0]])
+    degree = np.bincount(rows, minlength=num_vertices).astype(np.float64)
+    values = -1.0 / degree[rows]
+    index = np.concatenate([np.stack([rows, cols]), np.tile(np.arange(num_vertices), (2, 1))], axis=1)
+    values = np.concatenate([values, np.ones(num_vertices)])
+    return torch.sparse_coo_tensor(torch.as_tensor(index), torch.as_tensor(values, dtype=torch.float32),
+                                   (num_vertices, num_vertices)).coalesce()
+
+
+@dataclass
+class Subdivision:
+    """One 1-to-4 split: vertex ``num_old + k`` sits on edge ``edges[k]``."""
+
+    faces: np.ndarray  # (4F, 3)
+    edges: np.ndarray  # (E, 2) old vertex ids
+    opposite: np.ndarray  # (E, 2) the vertices opposite the edge in its two faces (-1 on the boundary)
+    num_old: int
+
+    def midpoints(self, values: np.ndarray | torch.Tensor):
+        """Linear interpolation (UVs, colours): append the edge midpoints."""
+        a, b = self.edges[:, 0], self.edges[:, 1]
+        if isinstance(values, torch.Tensor):
+            return torch.cat([values, (values[a] + values[b]) / 2])
+        return np.concatenate([values, (values[a] + values[b]) / 2])
+
+    def smooth_points(self, vertices: np.ndarray) -> np.ndarray:
+        """Positions: Loop's odd-vertex rule (3/8, 3/8, 1/8, 1/8) for interior edges, midpoints on the
+        boundary; old vertices stay where they are (an interpolating scheme keeps landmarks put)."""
+        a, b = self.edges[:, 0], self.edges[:, 1]
+        c, d = self.opposite[:, 0], self.opposite[:, 1]
+        interior = d >= 0
+        new = (vertices[a] + vertices[b]) / 2
+        new[interior] = (3 * (vertices[a[interior]] + vertices[b[interior]])
+                         + vertices[c[interior]] + vertices[d[interior]]) / 8
+        return np.concatenate([vertices, new])
+
+
+def subdivide(faces: np.ndarray, num_vertices: int) -> Subdivision:
+    faces = np.asarray(faces, dtype=np.int64)
+    half_edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    opposite_of_half = np.concatenate([faces[:, 2], faces[:, 0], faces[:, 1]])
+    keys = np.sort(half_edges, axis=1)
+    edges, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    opposite = np.full((len(edges), 2), -1, dtype=np.int64)
+    order = np.argsort(inverse, kind="stable")
+    seen = np.zeros(len(edges), dtype=np.int64)
+    for half in order:
+        e = inverse[half]
+        opposite[e, seen[e]] = opposite_of_half[half]
+        seen[e] += 1
+    mid = inverse.reshape(3, -1).T + num_vertices  # (F, 3): midpoints of edges 01, 12, 20
+    v0, v1, v2 = faces[:, 0], faces[:, 1], faces[:, 2]
+    m01, m12, m20 = mid[:, 0], mid[:, 1], mid[:, 2]
+    new_faces = np.concatenate([
+        np.stack([v0, m01, m20], 1), np.stack([v1, m12, m01], 1),
+        np.stack([v2, m20, m12], 1), np.stack([m01, m12, m20], 1),
+    ])
+    return Subdivision(new_faces, edges, opposite, num_vertices)
+
+
+def subdivided_mirror(sub: Subdivision, mirror: np.ndarray) -> np.ndarray:
+    """Extend a left/right vertex map to the vertices a subdivision added (edge (a, b) -> edge
+    (mirror a, mirror b)); an edge without a mirrored edge (the tessellation is not perfectly
+    symmetric) maps to itself."""
+    lookup = {(int(a), int(b)): k for k, (a, b) in enumerate(sub.edges)}
+    mapped = np.sort(mirror[sub.edges], axis=1)
+    new = np.array([lookup.get((int(a), int(b)), k) for k, (a, b) in enumerate(mapped)], dtype=np.int64)
+    return np.concatenate([mirror, new + sub.num_old])
