@@ -132,6 +132,14 @@ def _is_intermediate(path: Path) -> bool:
     return len(parts) >= 3  # <stem>.<kind>.<ext> files are shrn outputs, not photos
 
 
+def make_progress(label: str, disable: bool = False) -> Progress:
+    """The progress bar every command shows on stderr for work over several inputs."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr, transient=False, disable=disable,
+    )
+
+
 def process_inputs(
     inputs: list[Path],
     worker: Callable[[Path], ItemResult],
@@ -140,12 +148,7 @@ def process_inputs(
 ) -> int:
     """Run ``worker`` on each input, keep going past failures, print outputs, return the exit code."""
     failures: list[tuple[Path, ShrnError]] = []
-    show_bar = len(inputs) > 1 and not options.quiet
-    progress = Progress(
-        TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.description}"), console=stderr, transient=False,
-        disable=not show_bar,
-    )
+    progress = make_progress(label, disable=len(inputs) <= 1 or options.quiet)
     with progress:
         task = progress.add_task("", total=len(inputs))
         for path in inputs:

@@ -1,0 +1,182 @@
+"""Chaining the stages for one input, reusing fresh intermediates, writing manifest.json."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError, ShrnError
+from ..formats.core import ensure_dir, image_stem, output_path, write_json
+from .engines import Engines
+from .options import STAGES, ItemReport, PipelineOptions, StageRecord
+
+log = logging.getLogger("shrn.pipeline")
+
+
+class StageFiles:
+    """The files of one input's output folder, and which stage reads and writes which."""
+
+    def __init__(self, image: Path, out_dir: Path):
+        self.image = Path(image)
+        self.out_dir = Path(out_dir)
+        self.stem = image_stem(image)
+
+    def path(self, kind: str, ext: str) -> Path:
+        return output_path(self.out_dir, self.stem, kind, ext)
+
+    @property
+    def face(self) -> Path:
+        return self.path("face", "json")
+
+    @property
+    def mask(self) -> Path:
+        return self.path("mask", "png")
+
+    @property
+    def inpainted(self) -> Path:
+        return self.path("inpainted", "png")
+
+    @property
+    def mesh(self) -> Path:
+        return self.path("", "obj")
+
+    @property
+    def manifest(self) -> Path:
+        return self.out_dir / "manifest.json"
+
+    def primary(self, stage: str, skip_inpaint: bool) -> Path:
+        return {"face": self.face, "segment": self.mask, "inpaint": self.inpainted, "reconstruct": self.mesh}[stage]
+
+    def inputs_of(self, stage: str, skip_inpaint: bool) -> list[Path]:
+        photo_for_fit = self.image if skip_inpaint else self.inpainted
+        return {
+            "face": [self.image],
+            "segment": [self.image, self.face],
+            "inpaint": [self.image, self.mask, self.face],
+            "reconstruct": [photo_for_fit, self.mask, self.face],
+        }[stage]
+
+
+def is_fresh(output: Path, inputs: Iterable[Path]) -> bool:
+    """An output is fresh when it exists and is at least as new as every input that exists."""
+    if not output.is_file():
+        return False
+    newest = max((p.stat().st_mtime_ns for p in inputs if p.is_file()), default=0)
+    return output.stat().st_mtime_ns >= newest
+
+
+def run_one(image: Path, out_dir: Path, options: PipelineOptions, engines: Optional[Engines] = None,
+            on_stage: Optional[Callable[[str], None]] = None) -> ItemReport:
+    """Run every stage for one photo into ``out_dir``; failures are reported, not raised."""
+    image = Path(image)
+    engines = engines or Engines(options)
+    files = StageFiles(image, out_dir)
+    report = ItemReport(input=image, out_dir=Path(out_dir), ok=False)
+    try:
+        ensure_dir(out_dir)
+        _run_stages(files, options, engines, report, on_stage)
+        report.ok = True
+    except ShrnError as err:
+        report.error, report.exit_code = str(err), err.exit_code
+    _write_manifest(files, options, report)
+    return report
+
+
+def _run_stages(files: StageFiles, options: PipelineOptions, engines: Engines, report: ItemReport,
+                on_stage: Optional[Callable[[str], None]]) -> None:
+    if options.from_stage is not None and options.from_stage not in STAGES:
+        raise InputError(f"--from-stage must be one of {', '.join(STAGES)}, got {options.from_stage!r}")
+    first_forced = STAGES.index(options.from_stage) if options.from_stage else (0 if options.overwrite else len(STAGES))
+    state = _LazyState(files, options)
+    for index, stage in enumerate(STAGES):
+        if on_stage:
+            on_stage(stage)
+        if stage == "inpaint" and options.skip_inpaint:
+            report.stages.append(StageRecord(stage, "skipped"))
+            continue
+        if stage == "segment" and options.mask is not None:
+            record = engines.provide_mask(files, state, options.mask)
+            report.stages.append(record)
+            continue
+        primary = files.primary(stage, options.skip_inpaint)
+        if index < first_forced and is_fresh(primary, files.inputs_of(stage, options.skip_inpaint)):
+            report.stages.append(StageRecord(stage, "reused", outputs={stage: str(primary)}))
+            continue
+        start = time.perf_counter()
+        record = getattr(engines, f"run_{stage}")(files, state)
+        record.seconds = time.perf_counter() - start
+        report.stages.append(record)
+        report.warnings.extend(record.info.pop("warnings", []))
+
+
+class _LazyState:
+    """Images and analyses loaded on first use, so a fully resumed input reads nothing."""
+
+    def __init__(self, files: StageFiles, options: PipelineOptions):
+        self.files = files
+        self.options = options
+        self._raw: Optional[np.ndarray] = None
+        self.analysis = None
+
+    @property
+    def raw(self) -> np.ndarray:
+        if self._raw is None:
+            from ..formats.image import read_image_raw
+
+            self._raw = read_image_raw(self.files.image)
+        return self._raw
+
+    @property
+    def rgb(self) -> np.ndarray:
+        from ..formats.image import to_rgb8
+
+        return to_rgb8(self.raw)
+
+    def face_analysis(self):
+        if self.analysis is None:
+            from ..formats.face import read_face_json
+
+            self.analysis = read_face_json(self.files.face)
+            if self.options.face_index is not None:
+                self.analysis.selected = self.options.face_index
+        return self.analysis
+
+
+def _write_manifest(files: StageFiles, options: PipelineOptions, report: ItemReport) -> None:
+    payload = {
+        "shrn_version": __version__,
+        "input": str(files.image),
+        "ok": report.ok,
+        "error": report.error,
+        "backends": {"segment": options.segment_backend, "inpaint": None if options.skip_inpaint else options.inpaint_backend,
+                     "reconstruct": options.reconstruct_backend},
+        "options": {"segment": options.segment_options, "inpaint": options.inpaint_options,
+                    "reconstruct": options.reconstruct_options, "device": options.device, "face_index": options.face_index,
+                    "mask": str(options.mask) if options.mask else None, "from_stage": options.from_stage,
+                    "skip_inpaint": options.skip_inpaint, "reconstruct_mask": options.reconstruct_mask},
+        "stages": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 3), "backend": s.backend,
+                    "outputs": s.outputs, "info": s.info} for s in report.stages],
+        "warnings": report.warnings,
+    }
+    try:
+        write_json(files.manifest, "manifest", _jsonable(payload))
+    except ShrnError as err:  # the item's own error matters more than a manifest we cannot write
+        log.error("%s", err)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
