@@ -9,6 +9,7 @@ from shrn_core import __version__
 
 from .commands import example as example_cmd
 from .commands import face as face_cmd
+from .commands import inpaint as inpaint_cmd
 
 app = typer.Typer(
     name="shrn",
@@ -33,6 +34,7 @@ def main_callback(
 
 
 face_cmd.register(app)
+inpaint_cmd.register(app)
 example_cmd.register(app)
 # Stage commands register themselves here as they land.
 

@@ -56,7 +56,7 @@ def inpaint(image: np.ndarray, mask: np.ndarray, face_analysis: FaceAnalysis | F
 
 def inpaint_with_report(image: np.ndarray, mask: np.ndarray, face_analysis: FaceAnalysis | Face | None = None,
                         backend: str | Inpainter = DEFAULT_BACKEND, *, resize_mask: bool = False,
-                        **options) -> InpaintReport:
+                        analyse_if_missing: bool = True, **options) -> InpaintReport:
     raw = check_image(image)
     occluded = as_bool_mask(mask, raw.shape, resize=resize_mask)
     engine = create_backend(backend, **options) if isinstance(backend, str) else backend
@@ -69,7 +69,7 @@ def inpaint_with_report(image: np.ndarray, mask: np.ndarray, face_analysis: Face
     if masked == occluded.size and not engine.generative:
         raise InputError(f"the mask covers the whole image: {engine.name} has no known pixel to fill from "
                          "(use --backend repaint)")
-    face = _select_face(raw, face_analysis, engine)
+    face = _select_face(raw, face_analysis, engine) if face_analysis is not None or analyse_if_missing else None
     result = engine.fill(to_working_rgb(raw), occluded, face, 8 if max_value(raw) == 255 else 16)
     out = compose(raw, result.rgb, occluded)
     for message in result.warnings:
