@@ -96,19 +96,16 @@ def _interpolate_torch(attr, rast, tri):
     pixel = torch.nonzero(flat[:, 3].detach() > 0).squeeze(1)
     channels = attr.shape[-1]
     out = torch.zeros(batch * height * width, channels, dtype=attr.dtype, device=attr.device)
-    if pixel.numel() == 0:
-        return out.view(batch, height, width, channels)
-    values = flat[pixel]
+    values = flat.index_select(0, pixel)
     face = values[:, 3].detach().long() - 1
-    vertex = tri[face]  # (N, 3)
+    vertex = tri.index_select(0, face)  # (N, 3)
     if attr.dim() == 3 and attr.shape[0] == batch and batch > 1:
-        b = (pixel // (height * width)).unsqueeze(1)
-        corners = attr[b, vertex]  # (N, 3, C)
-    else:
-        corners = (attr[0] if attr.dim() == 3 else attr)[vertex]
+        vertex = vertex + (pixel // (height * width) * attr.shape[1]).unsqueeze(1)
+    table = attr.reshape(-1, channels)
+    corners = table.index_select(0, vertex.reshape(-1)).view(-1, 3, channels)
     u, v = values[:, 0:1].to(attr.dtype), values[:, 1:2].to(attr.dtype)
     mixed = corners[:, 2] + u * (corners[:, 0] - corners[:, 2]) + v * (corners[:, 1] - corners[:, 2])
-    out = out.index_put((pixel,), mixed)
+    out = out.index_copy(0, pixel, mixed)
     return out.view(batch, height, width, channels)
 
 

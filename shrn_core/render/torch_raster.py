@@ -33,14 +33,13 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int])
     tri = tri.long()
     pixel, triangle = visible_triangles(pos, tri, height, width)
     rast = torch.zeros(batch * height * width, 4, dtype=pos.dtype, device=pos.device)
-    if pixel.numel():
-        b = pixel // (height * width)
-        rest = pixel - b * (height * width)
-        py, px = rest // width, rest % width
-        face = triangle - b * tri.shape[0]
-        u, v, zw = barycentrics(pos, tri, b, face, py, px, height, width)
-        ident = (face + 1).to(pos.dtype)
-        rast = rast.index_put((pixel,), torch.stack([u, v, zw, ident], dim=-1))
+    b = pixel // (height * width)
+    rest = pixel - b * (height * width)
+    py, px = rest // width, rest % width
+    face = triangle - b * tri.shape[0]
+    u, v, zw = barycentrics(pos, tri, b, face, py, px, height, width)
+    ident = (face + 1).to(pos.dtype)
+    rast = rast.index_copy(0, pixel, torch.stack([u, v, zw, ident], dim=-1))
     return rast.view(batch, height, width, 4)
 
 
@@ -49,7 +48,8 @@ def barycentrics(pos, tri, b, face, py, px, height, width):
     batch item ``b``; differentiable w.r.t. ``pos`` through u and v (z/w carries no gradient, as in
     nvdiffrast). Values are clamped like nvdiffrast's (u, v >= 0, u + v <= 1) while the gradient is
     that of the unclamped expression."""
-    corners = pos[b.unsqueeze(1), tri[face]]  # (N, 3, 4)
+    vertex = tri.index_select(0, face) + (b * pos.shape[1]).unsqueeze(1)
+    corners = pos.reshape(-1, 4).index_select(0, vertex.reshape(-1)).view(-1, 3, 4)
     fx = ((2 * px + 1).to(pos.dtype) / width - 1).unsqueeze(1)
     fy = ((2 * py + 1).to(pos.dtype) / height - 1).unsqueeze(1)
     x, y, z, w = corners.unbind(-1)
@@ -93,126 +93,125 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, height: int, width: 
 
 
 def _triangle_setup(pos, tri, height, width):
-    """Per-triangle edge functions (normalised so inside >= 0), linear forms of z and w for depth,
-    and row ranges; every coefficient is a function of integer pixel indices (px, py)."""
+    """Per-triangle table (T', 18) float64 of the kept triangles: edge functions (normalised so that
+    inside >= 0) a_i, b_i, c_i with e_i = a_i * px + b_i * py + c_i over integer pixel indices,
+    the linear forms of z and w whose ratio is z/w, the column and row range, and the flat index
+    b * F + f; plus the row counts."""
     batch, faces = pos.shape[0], tri.shape[0]
-    corners = pos[:, tri].reshape(batch * faces, 3, 4)  # (T, 3, 4), T = B * F
-    x, y, z, w = (c.double() for c in corners.float().unbind(-1))
+    corners = pos.index_select(1, tri.reshape(-1)).reshape(batch * faces, 3, 4)  # (T, 3, 4)
+    corners32 = corners.float()
+    x, y, z, w = corners32.double().unbind(-1)
     in_front = w > 0
     regular = in_front.all(1)
     straddling = in_front.any(1) & ~regular
 
     # 2D-homogeneous edge functions e_i = (v_j x v_k) . (fx, fy, 1) with v = (x, y, w) and
     # fx = (2 px + 1) / W - 1: exact perspective-correct barycentric weights (up to 1 / sum).
-    xs, xo = 2.0 / width, 1.0 / width - 1.0
-    ys, yo = 2.0 / height, 1.0 / height - 1.0
     j, k = [1, 2, 0], [2, 0, 1]
-    cx = y[:, j] * w[:, k] - w[:, j] * y[:, k]
-    cy = w[:, j] * x[:, k] - x[:, j] * w[:, k]
-    cz = x[:, j] * y[:, k] - y[:, j] * x[:, k]
-    h_a, h_b, h_c = cx * xs, cy * ys, cx * xo + cy * yo + cz  # (T, 3) each
-    det = (x[:, 0] * cx[:, 0] + y[:, 0] * cy[:, 0] + w[:, 0] * cz[:, 0])
+    xj, xk, yj, yk, wj, wk = x[:, j], x[:, k], y[:, j], y[:, k], w[:, j], w[:, k]
+    cx = yj * wk - wj * yk
+    cy = wj * xk - xj * wk
+    cz = xj * yk - yj * xk
+    h_a = cx * (2.0 / width)
+    h_b = cy * (2.0 / height)
+    h_c = cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz
+    det = (w * cz).sum(1) / 3 + (x * cx).sum(1) / 3 + (y * cy).sum(1) / 3  # v_i . (v_j x v_k), same for all i
+    zw_forms = torch.stack([z, w], 1) @ torch.stack([h_a, h_b, h_c], 2)  # (T, 2, 3): sum_i z_i (a, b, c)_i
 
-    # depth z/w = (sum z_i e_i) / (sum w_i e_i), linear forms in (px, py)
-    depth = torch.stack([(z * h_a).sum(1), (z * h_b).sum(1), (z * h_c).sum(1),
-                         (w * h_a).sum(1), (w * h_b).sum(1), (w * h_c).sum(1)], dim=1)
-
-    # Regular triangles: snapped screen coordinates in 1/16 pixel units, integer edge functions
-    # with a tie-break so a pixel centre on an edge shared by two triangles goes to exactly one.
-    wr = torch.where(in_front, corners[..., 3].float(), torch.ones_like(corners[..., 3].float()))
+    # Regular triangles: screen coordinates snapped to 1/16 pixel (computed in float32 like
+    # nvdiffrast), integer edge functions with a tie-break so that a pixel centre on an edge shared
+    # by two triangles goes to exactly one of them.
     half = SUBPIXEL // 2
-    sx = torch.round((corners[..., 0].float() / wr * (width * half)).clamp(-2**30, 2**30)).double() + width * half
-    sy = torch.round((corners[..., 1].float() / wr * (height * half)).clamp(-2**30, 2**30)).double() + height * half
+    w32 = torch.where(in_front, corners32[..., 3], torch.ones_like(corners32[..., 3]))
+    scale = corners32.new_tensor([width * half, height * half])
+    snapped = torch.round((corners32[..., :2] / w32.unsqueeze(-1) * scale).clamp(-2**30, 2**30)).double()
+    sx = snapped[..., 0] + width * half
+    sy = snapped[..., 1] + height * half
     ex = sx[:, k] - sx[:, j]
     ey = sy[:, k] - sy[:, j]
     s_a = -SUBPIXEL * ey
     s_b = SUBPIXEL * ex
     s_c = ex * (half - sy[:, j]) - ey * (half - sx[:, j])
-    area = s_c.sum(1)  # twice the signed snapped area (s_a, s_b sum to zero)
+    area = s_c.sum(1)  # twice the signed snapped area (s_a and s_b sum to zero)
 
-    sign_s = torch.sign(area).unsqueeze(1)
-    sign_h = torch.sign(det).unsqueeze(1)
     reg = regular.unsqueeze(1)
-    edge_a = torch.where(reg, s_a * sign_s, h_a * sign_h)
-    edge_b = torch.where(reg, s_b * sign_s, h_b * sign_h)
-    edge_c = torch.where(reg, s_c * sign_s, h_c * sign_h)
+    sign = torch.where(reg, torch.sign(area).unsqueeze(1), torch.sign(det).unsqueeze(1))
+    edge_a = torch.where(reg, s_a, h_a) * sign
+    edge_b = torch.where(reg, s_b, h_b) * sign
+    edge_c = torch.where(reg, s_c, h_c) * sign
     top_left = (edge_a > 0) | ((edge_a == 0) & (edge_b > 0))
     edge_c = edge_c - (reg & ~top_left).double()  # integer edges: e > 0  <=>  e - 1 >= 0
 
-    keep = (regular & (area != 0)) | (straddling & (det != 0))
-    row0 = torch.where(regular, torch.ceil((sy.min(1).values - half) / SUBPIXEL), torch.zeros_like(det))
-    row1 = torch.where(regular, torch.floor((sy.max(1).values - half) / SUBPIXEL), torch.full_like(det, height - 1))
-    col0 = torch.where(regular, torch.ceil((sx.min(1).values - half) / SUBPIXEL), torch.zeros_like(det))
-    col1 = torch.where(regular, torch.floor((sx.max(1).values - half) / SUBPIXEL), torch.full_like(det, width - 1))
-    row0, row1 = row0.clamp(0, height - 1), row1.clamp(-1, height - 1)
-    col0, col1 = col0.clamp(0, width - 1), col1.clamp(-1, width - 1)
-    keep = keep & (row1 >= row0) & (col1 >= col0)
+    lo = (torch.stack([sx.amin(1), sy.amin(1)], 1) - half) / SUBPIXEL
+    hi = (torch.stack([sx.amax(1), sy.amax(1)], 1) - half) / SUBPIXEL
+    limit = lo.new_tensor([width - 1, height - 1])
+    lo = torch.where(reg, torch.ceil(lo), 0.0).clamp(min=0)
+    hi = torch.minimum(torch.where(reg, torch.floor(hi), limit), limit)
+    keep = ((regular & (area != 0)) | (straddling & (det != 0))) & (hi >= lo).all(1)
     index = torch.nonzero(keep).squeeze(1)
-    return {
-        "index": index,
-        "edge_a": edge_a[index], "edge_b": edge_b[index], "edge_c": edge_c[index],
-        "depth": depth[index],
-        "row0": row0[index].long(), "row1": row1[index].long(),
-        "col0": col0[index], "col1": col1[index],
-        "faces": faces,
-    }
+    flat = torch.arange(batch * faces, device=pos.device, dtype=torch.float64)
+    table = torch.cat([edge_a, edge_b, edge_c, zw_forms.reshape(-1, 6), lo, hi,
+                       flat.unsqueeze(1), torch.div(flat, faces, rounding_mode="floor").unsqueeze(1)], dim=1)
+    table = table.index_select(0, index)
+    rows = (table[:, 18] - table[:, 16] + 1).long()
+    return table, rows
+
+
+# columns of the triangle table built by _triangle_setup
+_EDGE_A, _EDGE_B, _EDGE_C = slice(0, 3), slice(3, 6), slice(6, 9)
+_Z_A, _Z_B, _Z_C, _W_A, _W_B, _W_C = 9, 10, 11, 12, 13, 14
+_COL0, _ROW0, _COL1, _ROW1, _FLAT, _BATCH = 15, 16, 17, 18, 19, 20
 
 
 def _expand(counts: torch.Tensor):
-    """For counts (N,) -> (owner, offset) over sum(counts) items: owner i repeated counts[i] times,
-    offset 0..counts[i]-1 within each owner."""
+    """For counts (N,) -> (owner, start) over sum(counts) items: owner i repeated counts[i] times and
+    the first item index of each owner (item offset within its owner = arange - start[owner])."""
     total = int(counts.sum())
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts, output_size=total)
     starts = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(total, device=counts.device) - starts[owner]
-    return owner, offset
+    return owner, starts
 
 
 def _fragments(setup, height, width):
     """Yield (flat pixel index, packed depth|triangle key) for all covered pixels, in chunks."""
-    index = setup["index"]
-    if index.numel() == 0:
+    table, rows = setup
+    if table.shape[0] == 0:
         return
-    owner, offset = _expand(setup["row1"] - setup["row0"] + 1)
-    py = setup["row0"][owner] + offset
-    pyd = py.double().unsqueeze(1)
-    a = setup["edge_a"][owner]
-    d = setup["edge_b"][owner] * pyd + setup["edge_c"][owner]  # e_i = a_i * px + d_i on this row
+    owner, starts = _expand(rows)
+    pair = table.index_select(0, owner)  # one row per (triangle, image row)
+    py = pair[:, _ROW0] + (torch.arange(owner.numel(), device=owner.device) - starts.index_select(0, owner)).double()
+    a = pair[:, _EDGE_A]
+    d = pair[:, _EDGE_B] * py.unsqueeze(1) + pair[:, _EDGE_C]  # e_i = a_i * px + d_i on this row
     bound = -d / a
-    lower = torch.where(a > 0, torch.ceil(bound), torch.full_like(bound, -float("inf"))).amax(1)
-    upper = torch.where(a < 0, torch.floor(bound), torch.full_like(bound, float("inf"))).amin(1)
-    blocked = ((a == 0) & (d < 0)).any(1)
-    lower = torch.maximum(lower, setup["col0"][owner])
-    upper = torch.minimum(upper, setup["col1"][owner])
-    counts = torch.where(blocked, torch.zeros_like(upper), (upper - lower + 1).clamp(min=0)).long()
-    lower = lower.clamp(min=0).long()
-    depth = setup["depth"][owner]
-    row_num = depth[:, 1] * pyd[:, 0] + depth[:, 2]
-    row_den = depth[:, 4] * pyd[:, 0] + depth[:, 5]
-    slope_num, slope_den = depth[:, 0], depth[:, 3]
-    triangle = setup["index"][owner]
-    batch_of = triangle // setup["faces"]
-    row_base = batch_of * (height * width) + py * width
+    inf = torch.tensor(float("inf"), dtype=bound.dtype, device=bound.device)
+    lower = torch.maximum(torch.where(a > 0, torch.ceil(bound), -inf).amax(1), pair[:, _COL0])
+    upper = torch.minimum(torch.where(a < 0, torch.floor(bound), inf).amin(1), pair[:, _COL1])
+    counts = (upper - lower + 1).clamp(min=0)
+    counts = torch.where(((a == 0) & (d < 0)).any(1), 0.0, counts).long()
 
     keep = torch.nonzero(counts).squeeze(1)
-    counts = counts[keep]
+    counts = counts.index_select(0, keep)
+    # per span: z and w forms along the row, first column, first pixel's flat index, triangle
+    span = torch.stack([
+        pair[:, _Z_A], pair[:, _Z_B] * py + pair[:, _Z_C],
+        pair[:, _W_A], pair[:, _W_B] * py + pair[:, _W_C],
+        lower, pair[:, _BATCH] * (height * width) + py * width + lower, pair[:, _FLAT],
+    ], 1).index_select(0, keep)
     ends = torch.cumsum(counts, 0)
     first = 0
     while first < keep.numel():
         done = int(ends[first - 1]) if first else 0
-        last = int(torch.searchsorted(ends, done + MAX_FRAGMENTS_PER_CHUNK, right=True))
-        last = max(last, first + 1)
-        rows = keep[first:last]
-        span_owner, span_offset = _expand(counts[first:last])
-        row = rows[span_owner]
-        px = lower[row] + span_offset
-        pxd = px.double()
-        zw = ((slope_num[row] * pxd + row_num[row]) / (slope_den[row] * pxd + row_den[row])).float()
+        last = max(int(torch.searchsorted(ends, done + MAX_FRAGMENTS_PER_CHUNK, right=True)), first + 1)
+        span_owner, span_start = _expand(counts[first:last])
+        frag = span[first:last].index_select(0, span_owner)
+        offset = (torch.arange(span_owner.numel(), device=span_owner.device) - span_start.index_select(0, span_owner)).double()
+        px = frag[:, 4] + offset
+        zw = ((frag[:, 0] * px + frag[:, 1]) / (frag[:, 2] * px + frag[:, 3])).float()
         inside = (zw >= -1) & (zw <= 1)
         bits = zw.view(torch.int32)
         sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-        key = (sortable.long() << 32) | triangle[row]
-        pixel = row_base[row] + px
+        key = (sortable.long() << 32) | frag[:, 6].long()
+        pixel = (frag[:, 5] + offset).long()
         if not bool(inside.all()):
             pixel, key = pixel[inside], key[inside]
         yield pixel, key
