@@ -16,7 +16,7 @@ from ...face.topology import NUM_MESH_POINTS, FaceTopology, load_topology
 from ..types import LEVELS, Camera, Mesh, Reconstruction, ViewResult
 from .camera import default_intrinsics
 from .landmarks import LandmarkFitOptions, ViewObservation, fit_landmarks
-from .mesh_ops import subdivide, subdivided_mirror, uniform_laplacian, vertex_normals
+from .mesh_ops import subdivide, subdivided_mirror, unique_edges, vertex_normals
 from .photometric import CropView, PhotometricOptions, fit_level, build_gbuffers, pixel_attributes
 from .raster import create_context, crop_intrinsics, interpolate, rasterize_view, texture
 from .shading import frontal_light, sh_basis, shade, solve_lighting
@@ -112,15 +112,15 @@ def reconstruct_views(inputs: list[FitInput], levels: str = "fine", device: torc
             uvs = sub.midpoints(uvs)
             faces_np = sub.faces
         faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
-        laplacian = uniform_laplacian(len(vertices), faces_np).to(device)
+        edges = torch.as_tensor(unique_edges(faces_np), device=device)
         mirror_t = torch.as_tensor(mirror, device=device)
         popt = PhotometricOptions(iterations=options.mid_iterations)
 
         def mid_regulariser(d, observed):
-            smooth = (torch.sparse.mm(laplacian, d[:, None]) ** 2).mean()
+            smooth = ((d[edges[:, 0]] - d[edges[:, 1]]) ** 2).mean()
             sym_w = torch.where(observed, popt.symmetry_weight, popt.unobserved_symmetry_weight)
             symmetry = (sym_w * (d - d[mirror_t]) ** 2).mean()
-            return popt.laplacian_weight * smooth * 100 + popt.magnitude_weight * (d ** 2).mean() + symmetry
+            return popt.laplacian_weight * smooth * 10 + popt.magnitude_weight * (d ** 2).mean() + symmetry
 
         vertices, _, albedo_small, lighting, _ = fit_level(
             ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,

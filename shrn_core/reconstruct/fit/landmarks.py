@@ -68,7 +68,7 @@ def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
     options = options or LandmarkFitOptions()
     dtype = torch.float64
     mean = torch.as_tensor(topo.mean_shape[:NUM_MESH_POINTS], dtype=dtype)
-    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to(dtype)
+    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to_dense().to(dtype)
     mirror = torch.as_tensor(topo.mirror)
     flip = torch.tensor([-1.0, 1.0, 1.0], dtype=dtype)
 
@@ -93,7 +93,7 @@ def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
         depth_mp = -(target[..., 2] - target[..., 2].mean(1, keepdim=True)) / px_per_mm[:, None]
         err_depth = (depth_model - depth_mp) ** 2
         data = ((err2d + options.depth_weight * err_depth) * weights).sum() / weights.sum()
-        smooth = (torch.sparse.mm(laplacian, offset) ** 2).sum(1).mean()
+        smooth = ((laplacian @ offset) ** 2).sum(1).mean()
         size = (offset ** 2).sum(1).mean()
         symmetry = ((offset - offset[mirror] * flip) ** 2).sum(1).mean()
         prior = options.smooth_weight * smooth + options.offset_weight * size + options.symmetry_weight * symmetry

@@ -9,13 +9,17 @@ import torch
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals of (..., V, 3) vertices."""
-    v0, v1, v2 = (vertices[..., faces[:, k], :] for k in range(3))
+    """Area-weighted unit vertex normals of (V, 3) vertices."""
+    faces = faces.long()
+    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
     face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)
-    normals = torch.zeros_like(vertices)
-    for k in range(3):
-        normals = normals.index_add(-2, faces[:, k], face_n)
+    normals = torch.zeros_like(vertices).index_add(0, faces.T.reshape(-1), face_n.repeat(3, 1))
     return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+
+def unique_edges(faces: np.ndarray) -> np.ndarray:
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> torch.Tensor:
@@ -49,15 +53,34 @@ class Subdivision:
         return np.concatenate([values, (values[a] + values[b]) / 2])
 
     def smooth_points(self, vertices: np.ndarray) -> np.ndarray:
-        """Positions: Loop's odd-vertex rule (3/8, 3/8, 1/8, 1/8) for interior edges, midpoints on the
-        boundary; old vertices stay where they are (an interpolating scheme keeps landmarks put)."""
+        """Positions by Loop subdivision: new edge points (3/8, 3/8, 1/8, 1/8; midpoints on the
+        boundary) and old vertices relaxed by Loop's even rule (Warren's weights; boundary vertices
+        3/4 + 1/8 + 1/8 of their boundary neighbours). Old vertices keep their index (and meaning),
+        only moving onto the smooth limit surface."""
         a, b = self.edges[:, 0], self.edges[:, 1]
         c, d = self.opposite[:, 0], self.opposite[:, 1]
         interior = d >= 0
         new = (vertices[a] + vertices[b]) / 2
         new[interior] = (3 * (vertices[a[interior]] + vertices[b[interior]])
                          + vertices[c[interior]] + vertices[d[interior]]) / 8
-        return np.concatenate([vertices, new])
+        n = self.num_old
+        neighbour_sum = np.zeros_like(vertices)
+        valence = np.zeros(n)
+        np.add.at(neighbour_sum, a, vertices[b])
+        np.add.at(neighbour_sum, b, vertices[a])
+        np.add.at(valence, a, 1)
+        np.add.at(valence, b, 1)
+        beta = np.where(valence == 3, 3 / 16, 3 / (8 * np.maximum(valence, 1)))
+        old = (1 - valence * beta)[:, None] * vertices + beta[:, None] * neighbour_sum
+        boundary_sum = np.zeros_like(vertices)
+        boundary_count = np.zeros(n)
+        np.add.at(boundary_sum, a[~interior], vertices[b[~interior]])
+        np.add.at(boundary_sum, b[~interior], vertices[a[~interior]])
+        np.add.at(boundary_count, a[~interior], 1)
+        np.add.at(boundary_count, b[~interior], 1)
+        on_boundary = boundary_count == 2
+        old[on_boundary] = 0.75 * vertices[on_boundary] + boundary_sum[on_boundary] / 8
+        return np.concatenate([old, new])
 
 
 def subdivide(faces: np.ndarray, num_vertices: int) -> Subdivision:

@@ -38,10 +38,20 @@ class CropView:
 
 @dataclass
 class GBuffer:
+    """The valid covered pixels of one view's render, with their interpolation stencil precomputed
+    (vertex ids and barycentric weights from the rasterizer), since visibility is fixed per level."""
+
     pixel: torch.Tensor  # (N,) flat indices of valid covered pixels
     rast: torch.Tensor  # (N, 4) their rast values
     target: torch.Tensor  # (N, 3) observed colours
     R: torch.Tensor  # (3, 3)
+    corners: torch.Tensor = None  # (N, 3) vertex ids
+    weights: torch.Tensor = None  # (N, 3) barycentric weights (u, v, 1 - u - v)
+
+    def __post_init__(self):
+        if self.corners is None:
+            self.corners = torch.zeros(0, 3, dtype=torch.long)
+            self.weights = torch.zeros(0, 3)
 
 
 @dataclass
@@ -66,8 +76,12 @@ def build_gbuffers(ctx, vertices: torch.Tensor, faces: torch.Tensor, views: list
             flat = rast.reshape(-1, 4)
             keep = (flat[:, 3] > 0) & view.valid.reshape(-1)
             pixel = torch.nonzero(keep).squeeze(1)
-            out.append(GBuffer(pixel, flat[pixel], view.image.reshape(-1, 3)[pixel],
-                               torch.as_tensor(view.R, dtype=vertices.dtype)))
+            values = flat[pixel]
+            corners = faces.long()[values[:, 3].long() - 1]
+            u, v = values[:, 0:1], values[:, 1:2]
+            out.append(GBuffer(pixel, values, view.image.reshape(-1, 3)[pixel],
+                               torch.as_tensor(view.R, dtype=vertices.dtype), corners,
+                               torch.cat([u, v, 1 - u - v], 1)))
     return out
 
 
@@ -80,10 +94,9 @@ def observed_vertices(gbuffers: list[GBuffer], faces: torch.Tensor, num_vertices
 
 
 def pixel_attributes(attr: torch.Tensor, g: GBuffer, faces: torch.Tensor) -> torch.Tensor:
-    """Interpolate (V, C) vertex attributes at the G-buffer's pixels -> (N, C)."""
-    rast = g.rast.view(1, 1, -1, 4)
-    out, _ = interpolate(attr, rast, faces)
-    return out.view(-1, attr.shape[-1])
+    """Interpolate (V, C) vertex attributes at the G-buffer's pixels -> (N, C) (what the renderer's
+    ``interpolate`` computes, restricted to the pixels the loss uses)."""
+    return (attr[g.corners] * g.weights[..., None]).sum(1)
 
 
 def render_pixels(vertices, faces, uvs, albedo_tex, lighting, g: GBuffer, pixel_uv=None):
@@ -139,7 +152,7 @@ def fit_level(
             raise NumericalError(f"{label} level fit produced a non-finite loss at iteration {step} (NaN/inf)")
         loss.backward()
         optimizer.step()
-        history.append(float(data))
+        history.append(float(data.detach()))
     with torch.no_grad():
         offsets = options.max_offset_mm * torch.tanh(offsets_of(param) / options.max_offset_mm)
         vertices = base + base_normals * offsets[:, None]

@@ -1,0 +1,193 @@
+"""Reconstruction outputs: textured OBJ (+ MTL + albedo PNG), per-level meshes, GLB, camera/lighting
+parameters (``<stem>.params.npz``), overlay and shading renders. See docs/formats.md."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import FormatError, InputError
+from .core import atomic_write, ensure_dir, output_path, write_bytes
+from .image import read_image, write_image
+
+OBJ_HEADER = "# shrn mesh topology=mediapipe468"
+PARAMS_VERSION = 1
+FORMATS = ("obj", "glb")
+
+
+def obj_text(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = None,
+             mtl_name: str | None = None, comment: str = "") -> str:
+    """OBJ text whose first line is ``# shrn mesh topology=mediapipe468 ...`` (vertices 0..467 are
+    mediapipe's face-mesh points in order); UVs are per vertex, so ``f a/a b/b c/c``."""
+    lines = [f"{OBJ_HEADER} vertices={len(vertices)} faces={len(faces)} units=mm {comment}".rstrip()]
+    lines.append("# x right, y up, z towards the viewer (head frame); vertex i = landmark i for i < 468")
+    if mtl_name:
+        lines.append(f"mtllib {mtl_name}")
+    lines.extend(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in np.asarray(vertices, dtype=np.float64))
+    if uvs is not None:
+        lines.extend(f"vt {u:.6f} {v:.6f}" for u, v in np.asarray(uvs, dtype=np.float64))
+    if mtl_name:
+        lines.append("usemtl face")
+    one = np.asarray(faces, dtype=np.int64) + 1
+    if uvs is not None:
+        lines.extend(f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in one)
+    else:
+        lines.extend(f"f {a} {b} {c}" for a, b, c in one)
+    return "\n".join(lines) + "\n"
+
+
+def mtl_text(texture_name: str) -> str:
+    return ("# shrn material: unlit albedo texture\nnewmtl face\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
+            f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {texture_name}\n")
+
+
+def write_obj(path: str | Path, vertices, faces, uvs=None, mtl_name: str | None = None, comment: str = "") -> Path:
+    with atomic_write(path, "w") as handle:
+        handle.write(obj_text(vertices, faces, uvs, mtl_name, comment))
+    return Path(path)
+
+
+def read_obj(path: str | Path):
+    """(vertices, faces, uvs or None) of a shrn OBJ, vertex order kept; checks the header line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    with open(path, "r", errors="replace") as handle:
+        first = handle.readline()
+    if not first.startswith(OBJ_HEADER):
+        raise FormatError(f"not a shrn mesh (first line must start with {OBJ_HEADER!r})", path)
+    vertices, uvs, faces = [], [], []
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("v "):
+                vertices.append([float(x) for x in line.split()[1:4]])
+            elif line.startswith("vt "):
+                uvs.append([float(x) for x in line.split()[1:3]])
+            elif line.startswith("f "):
+                faces.append([int(token.split("/")[0]) - 1 for token in line.split()[1:4]])
+    except ValueError as exc:
+        raise FormatError(f"malformed OBJ line ({exc})", path) from None
+    v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(f) and (f.min() < 0 or f.max() >= len(v)):
+        raise FormatError("face refers to a missing vertex", path)
+    return v, f, (np.asarray(uvs, dtype=np.float32) if uvs else None)
+
+
+def glb_bytes(vertices, faces, uvs, albedo: np.ndarray) -> bytes:
+    import trimesh
+    from PIL import Image
+
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(albedo), metallicFactor=0.0,
+                                                   roughnessFactor=1.0)
+    visual = trimesh.visual.TextureVisuals(uv=uvs, material=material)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, visual=visual, process=False)
+    return mesh.export(file_type="glb")
+
+
+def write_params(path: str | Path, recon) -> Path:
+    """Per-view cameras, pose, lighting and landmarks (mm, radians / degrees as named) as .npz."""
+    views = recon.views
+    rotations = np.stack([v.camera.R for v in views]).astype(np.float32)
+    payload = {
+        "format": np.array("shrn.params"),
+        "schema_version": np.array(PARAMS_VERSION),
+        "units": np.array("mm"),
+        "backend": np.array(recon.backend),
+        "levels": np.array(list(recon.levels)),
+        "image_paths": np.array([v.image_path for v in views]),
+        "image_size": np.array([[v.camera.width, v.camera.height] for v in views], dtype=np.int32),
+        "K": np.stack([v.camera.K for v in views]).astype(np.float32),
+        "R": rotations,
+        "t": np.stack([v.camera.t for v in views]).astype(np.float32),
+        "pose_ypr_deg": np.stack([pose_angles(R) for R in rotations]).astype(np.float32),
+        "sh_lighting": np.stack([v.sh_lighting for v in views]).astype(np.float32),
+        "landmarks_2d": np.stack([v.landmarks_2d for v in views]).astype(np.float32),
+        "landmark_vertex_ids": np.asarray(recon.landmark_vertex_ids, dtype=np.int64),
+    }
+    if recon.displacement is not None:
+        payload["displacement_map"] = np.asarray(recon.displacement, dtype=np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **payload)
+    return write_bytes(path, buffer.getvalue())
+
+
+def read_params(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            params = {key: data[key] for key in data.files}
+    except (ValueError, OSError) as exc:
+        raise FormatError(f"not a readable .npz ({exc.__class__.__name__})", path) from None
+    if str(params.get("format", "")) != "shrn.params":
+        raise FormatError("not a shrn params file (expected format 'shrn.params')", path)
+    if int(params.get("schema_version", -1)) != PARAMS_VERSION:
+        raise FormatError(f"unsupported schema_version {params.get('schema_version')!r}", path)
+    return params
+
+
+def pose_angles(R: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees of a head-to-camera rotation: yaw about y (positive = the subject
+    turns to their left), pitch about x (positive = looking up), roll about z; R = Ry(yaw) Rx(pitch) Rz(roll)."""
+    from scipy.spatial.transform import Rotation
+
+    yaw, pitch, roll = Rotation.from_matrix(np.asarray(R, dtype=np.float64)).as_euler("YXZ", degrees=True)
+    return np.array([yaw, pitch, roll])
+
+
+def reconstruction_outputs(out_dir: str | Path, stem: str, recon_levels: Iterable[str], formats=("obj",),
+                           view_stems: list[str] | None = None, renders: bool = True) -> dict[str, Path]:
+    """The paths ``write_reconstruction`` will write (for ``--overwrite`` checks)."""
+    levels = list(recon_levels)
+    paths = {"mesh": output_path(out_dir, stem, "", "obj"), "mtl": output_path(out_dir, stem, "", "mtl"),
+             "albedo": output_path(out_dir, stem, "albedo", "png"), "params": output_path(out_dir, stem, "params", "npz")}
+    for level in levels[:-1]:
+        paths[f"mesh_{level}"] = output_path(out_dir, stem, level, "obj")
+    if "glb" in formats:
+        paths["glb"] = output_path(out_dir, stem, "", "glb")
+    if renders:
+        for index, view_stem in enumerate(view_stems or [stem]):
+            suffix = "" if index == 0 and len(view_stems or [stem]) == 1 else f"_{index}"
+            paths[f"overlay{suffix}"] = output_path(out_dir, view_stem, "overlay", "png")
+            paths[f"shading{suffix}"] = output_path(out_dir, view_stem, "shading", "png")
+    return paths
+
+
+def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("obj",),
+                               view_stems: list[str] | None = None) -> dict[str, Path]:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(f"unknown mesh format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    out_dir = ensure_dir(out_dir)
+    levels = list(recon.levels)
+    renders = any(v.overlay is not None for v in recon.views)
+    paths = reconstruction_outputs(out_dir, stem, levels, formats, view_stems, renders)
+    final = recon.final
+    texture_name = paths["albedo"].name
+    # albedo rows: texel row 0 is v = 0 (bottom); image files store the top row first
+    write_image(paths["albedo"], np.ascontiguousarray(recon.albedo[::-1]))
+    with atomic_write(paths["mtl"], "w") as handle:
+        handle.write(mtl_text(texture_name))
+    for level in levels[:-1]:
+        mesh = recon.levels[level]
+        write_obj(paths[f"mesh_{level}"], mesh.vertices, mesh.faces, mesh.uvs, paths["mtl"].name, f"level={level}")
+    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}")
+    write_params(paths["params"], recon)
+    if "glb" in formats:
+        write_bytes(paths["glb"], glb_bytes(final.vertices, final.faces, final.uvs, np.ascontiguousarray(recon.albedo[::-1])))
+    if renders:
+        names = [k for k in paths if k.startswith("overlay")]
+        for key, view in zip(names, recon.views):
+            suffix = key[len("overlay"):]
+            write_image(paths[key], view.overlay)
+            write_image(paths[f"shading{suffix}"], view.shading)
+    return paths
+
+
+def read_albedo(path: str | Path) -> np.ndarray:
+    """The albedo PNG as stored (top row = v = 1)."""
+    return read_image(path)
