@@ -7,6 +7,7 @@ import typer
 
 from shrn_core import __version__
 
+from .commands import eval as eval_cmd
 from .commands import example as example_cmd
 from .commands import face as face_cmd
 from .commands import inpaint as inpaint_cmd
@@ -36,6 +37,7 @@ def main_callback(
 face_cmd.register(app)
 inpaint_cmd.register(app)
 example_cmd.register(app)
+eval_cmd.register(app)
 # Stage commands register themselves here as they land.
 
 

@@ -38,7 +38,8 @@ def icp_to_surface(points: np.ndarray, surface: SurfaceIndex | PointIndex, init:
                    with_scale: bool = True, method: str = "point_to_plane", max_iterations: int = 30,
                    tolerance: float = 1e-6, max_points: int | None = 20000,
                    extra_pairs: tuple[np.ndarray, np.ndarray, float] | None = None, seed: int = 0) -> IcpResult:
-    """Find ``T`` so that ``T(surface)`` fits ``points``.
+    """Find ``T`` so that ``T(surface)`` fits ``points``; with ``with_scale=False`` the scale of
+    ``init`` is kept and only rotation and translation are refined.
 
     ``init`` maps the surface frame to the points frame. ``max_points`` caps the random subset used
     during iterations (final distances are the caller's business and use all points).
@@ -135,5 +136,9 @@ def _alternate(pts, surface, transform: Similarity, with_scale, max_iterations, 
             break
         previous = mse
         source = nearest.points if extra_pairs is None else np.vstack([nearest.points, extra_pairs[0]])
-        transform = umeyama(source, target, with_scale=with_scale, weights=weights)
+        if with_scale:
+            transform = umeyama(source, target, with_scale=True, weights=weights)
+        else:  # rigid refinement keeps the initial scale
+            rigid = umeyama(source * transform.scale, target, with_scale=False, weights=weights)
+            transform = Similarity(transform.scale, rigid.rotation, rigid.translation)
     return IcpResult(transform, iteration, float(np.sqrt(max(mse, 0.0))), converged)

@@ -1,0 +1,184 @@
+"""Files an evaluation writes: metrics JSON, per-point errors, heatmap PLY and PNG, folder summaries.
+
+PNGs are drawn with matplotlib's Agg canvas directly (no global backend state, no display needed).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..formats.core import output_path, write_bytes
+from ..formats.metrics import write_errors, write_heatmap_ply, write_metrics
+from .result import EvalResult
+
+COLORMAP = "turbo"
+DEFAULT_HEATMAP_MAX_MM = 4.0
+OUTPUT_KINDS = {"metrics": ("metrics", "json"), "errors": ("errors", "npy"),
+                "heatmap_ply": ("error_heatmap", "ply"), "heatmap_png": ("error_heatmap", "png")}
+
+
+def item_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
+    return {name: output_path(out_dir, stem, kind, ext) for name, (kind, ext) in OUTPUT_KINDS.items()}
+
+
+def metrics_payload(result: EvalResult, pred_path: str | Path, scan_path: str | Path) -> dict[str, Any]:
+    summary = result.summary()
+    payload: dict[str, Any] = {
+        "protocol": result.protocol,
+        "prediction": str(pred_path),
+        "scan": str(scan_path),
+        "units": "mm",
+        "median_mm": summary["median"], "mean_mm": summary["mean"], "std_mm": summary["std"],
+        "rmse_mm": summary["rmse"], "p90_mm": summary["p90"], "max_mm": summary["max"],
+        "points": summary["count"],
+        "transform": result.transform.to_dict(),
+        "details": _jsonable(result.info),
+    }
+    if result.regions:
+        payload["regions"] = summary["regions"]
+        payload["region_mean_error_mm"] = summary["region_mean_error"]
+    return payload
+
+
+def write_item_outputs(result: EvalResult, out_dir: str | Path, stem: str, pred_path: str | Path,
+                       scan_path: str | Path, heatmap_max: float = DEFAULT_HEATMAP_MAX_MM) -> dict[str, Path]:
+    paths = item_paths(out_dir, stem)
+    errors = result.stats.distances
+    colors = error_colors(errors, heatmap_max)
+    write_errors(paths["errors"], errors)
+    write_heatmap_ply(paths["heatmap_ply"], result.scan_points, colors, errors, result.scan_faces)
+    title = f"{stem} ({result.protocol}): median {result.stats.median:.2f} mm, mean {result.stats.mean:.2f} mm"
+    write_bytes(paths["heatmap_png"], render_heatmap_png(result.scan_points, errors, result.view_rotation,
+                                                         heatmap_max, title))
+    write_metrics(paths["metrics"], metrics_payload(result, pred_path, scan_path))  # last: marks completion
+    return paths
+
+
+def error_colors(errors: np.ndarray, vmax: float) -> np.ndarray:
+    from matplotlib import colormaps
+
+    values = np.clip(np.asarray(errors, dtype=np.float64) / max(vmax, 1e-12), 0.0, 1.0)
+    return (colormaps[COLORMAP](values)[:, :3] * 255 + 0.5).astype(np.uint8)
+
+
+def splat(points: np.ndarray, values: np.ndarray, rotation: np.ndarray, size: int = 512) -> np.ndarray:
+    """Orthographic front view: (H, W) array of ``values`` (NaN = background), nearest point wins.
+
+    Each point is drawn as a small disc whose radius follows the typical point spacing, so a scan
+    reads as a surface rather than dots.
+    """
+    from scipy.spatial import cKDTree
+
+    local = np.asarray(points, dtype=np.float64) @ np.asarray(rotation).T
+    lo, hi = local[:, :2].min(axis=0), local[:, :2].max(axis=0)
+    extent = max(float((hi - lo).max()), 1e-9)
+    px = extent / (size - 1)
+    width, height = (np.ceil((hi - lo) / px).astype(int) + 1)
+    sample = local[:: max(1, len(local) // 2000)]
+    # Spacing where the scan is sparse (90th percentile), so sparse areas still look closed.
+    spacing = float(np.percentile(cKDTree(local[:, :2]).query(sample[:, :2], k=2)[0][:, 1], 90)) if len(local) > 1 else px
+    radius = int(np.clip(np.ceil(0.8 * spacing / px), 1, 10))
+    col = np.round((local[:, 0] - lo[0]) / px).astype(int)
+    row = np.round((hi[1] - local[:, 1]) / px).astype(int)
+    offsets = [(dy, dx) for dy in range(-radius + 1, radius) for dx in range(-radius + 1, radius)
+               if dy * dy + dx * dx < radius * radius] or [(0, 0)]
+    rr = np.concatenate([row + dy for dy, dx in offsets])
+    cc = np.concatenate([col + dx for dy, dx in offsets])
+    depth = np.tile(local[:, 2], len(offsets))
+    vals = np.tile(np.asarray(values, dtype=np.float64), len(offsets))
+    ok = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+    rr, cc, depth, vals = rr[ok], cc[ok], depth[ok], vals[ok]
+    order = np.argsort(-depth, kind="stable")  # nearest to the viewer (largest z) first
+    pixel = rr[order] * width + cc[order]
+    _, first = np.unique(pixel, return_index=True)
+    image = np.full(height * width, np.nan)
+    image[pixel[first]] = vals[order][first]
+    return image.reshape(height, width)
+
+
+def render_heatmap_png(points: np.ndarray, errors: np.ndarray, rotation: np.ndarray, vmax: float,
+                       title: str = "") -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    image = splat(points, errors, rotation)
+    fig = Figure(figsize=(6.4, 6.4 * image.shape[0] / max(image.shape[1], 1) * 0.9 + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    shown = ax.imshow(np.ma.masked_invalid(image), cmap=COLORMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, extend="max")
+    bar.set_label("scan-to-prediction error (mm)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def cumulative_plot_png(curves: dict[str, np.ndarray], title: str = "Cumulative error") -> bytes:
+    """Percentage of scan points with error below x, one line per entry (NoW's plot, own code)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    x_max = 8.0
+    for label, distances in curves.items():
+        d = np.sort(np.asarray(distances, dtype=np.float64))
+        if d.size == 0:
+            continue
+        x_max = max(x_max, float(np.percentile(d, 99))) if label == "all" else x_max
+        y = np.arange(1, d.size + 1) * 100.0 / d.size
+        ax.plot(d, y, label=f"{label} (median {np.median(d):.2f} mm)", linewidth=2.2 if label == "all" else 1.0)
+    ax.set_xlim(0, x_max)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("Error [mm]")
+    ax.set_ylabel("Percentage of scan points [%]")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) <= 12:
+        ax.legend(loc="lower right", fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def csv_row(stem: str, payload: dict[str, Any] | None, pred: str = "", gt: str = "", message: str = "") -> dict:
+    row: dict[str, Any] = {"stem": stem, "pred": pred, "gt": gt, "status": "ok" if payload else "failed",
+                           "message": message}
+    if payload:
+        row.update({"protocol": payload["protocol"], "median_mm": payload["median_mm"], "mean_mm": payload["mean_mm"],
+                    "std_mm": payload["std_mm"], "rmse_mm": payload.get("rmse_mm"), "p90_mm": payload.get("p90_mm"),
+                    "max_mm": payload.get("max_mm"), "points": payload.get("points"),
+                    "scale": payload.get("transform", {}).get("scale"),
+                    "overlap_fraction": payload.get("details", {}).get("overlap_fraction")})
+        for name, region in (payload.get("regions") or {}).items():
+            row[f"{name}_mm"] = region.get("error")
+    return row
+
+
+def aggregate_row(distances: list[np.ndarray], protocol: str) -> dict:
+    """NoW aggregates by pooling every scan point of every item, then taking median/mean/std."""
+    d = np.concatenate(distances) if distances else np.zeros(0)
+    if d.size == 0:
+        return {"stem": "ALL", "status": "failed", "message": "no item succeeded"}
+    return {"stem": "ALL", "status": "ok", "protocol": protocol, "median_mm": float(np.median(d)),
+            "mean_mm": float(d.mean()), "std_mm": float(d.std()), "rmse_mm": float(np.sqrt((d**2).mean())),
+            "p90_mm": float(np.percentile(d, 90)), "max_mm": float(d.max()), "points": int(d.size)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
