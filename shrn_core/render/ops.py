@@ -87,26 +87,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
         dr = nvdiffrast_module()
         out, _ = dr.interpolate(attr.contiguous(), rast.contiguous(), tri.int().contiguous())
         return out, None
-    return _interpolate_torch(attr, rast, tri.long()), None
-
-
-def _interpolate_torch(attr, rast, tri):
-    batch, height, width, _ = rast.shape
-    flat = rast.reshape(-1, 4)
-    pixel = torch.nonzero(flat[:, 3].detach() > 0).squeeze(1)
-    channels = attr.shape[-1]
-    out = torch.zeros(batch * height * width, channels, dtype=attr.dtype, device=attr.device)
-    values = flat.index_select(0, pixel)
-    face = values[:, 3].detach().long() - 1
-    vertex = tri.index_select(0, face)  # (N, 3)
-    if attr.dim() == 3 and attr.shape[0] == batch and batch > 1:
-        vertex = vertex + (pixel // (height * width) * attr.shape[1]).unsqueeze(1)
-    table = attr.reshape(-1, channels)
-    corners = table.index_select(0, vertex.reshape(-1)).view(-1, 3, channels)
-    u, v = values[:, 0:1].to(attr.dtype), values[:, 1:2].to(attr.dtype)
-    mixed = corners[:, 2] + u * (corners[:, 0] - corners[:, 2]) + v * (corners[:, 1] - corners[:, 2])
-    out = out.index_copy(0, pixel, mixed)
-    return out.view(batch, height, width, channels)
+    return torch_raster.interpolate(attr, rast, tri), None
 
 
 def texture(tex: torch.Tensor, uv: torch.Tensor, filter_mode: str = "linear", boundary_mode: str = "wrap", backend: str = "auto") -> torch.Tensor:

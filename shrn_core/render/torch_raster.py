@@ -29,53 +29,130 @@ _KEY_EMPTY = torch.iinfo(torch.int64).max
 def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
     """(B, V, 4) clip-space ``pos``, (F, 3) ``tri`` -> (B, H, W, 4) of (u, v, z/w, triangle_id + 1)."""
     height, width = resolution
-    batch = pos.shape[0]
+    batch, verts = pos.shape[:2]
     tri = tri.long()
     pixel, triangle = visible_triangles(pos, tri, height, width)
-    rast = torch.zeros(batch * height * width, 4, dtype=pos.dtype, device=pos.device)
-    b = pixel // (height * width)
+    b = torch.div(pixel, height * width, rounding_mode="floor")
     rest = pixel - b * (height * width)
-    py, px = rest // width, rest % width
+    py = torch.div(rest, width, rounding_mode="floor")
+    px = rest - py * width
     face = triangle - b * tri.shape[0]
-    u, v, zw = barycentrics(pos, tri, b, face, py, px, height, width)
+    vertex = tri.index_select(0, face) + (b * verts).unsqueeze(1)
+    fx = (2 * px + 1).to(pos.dtype) / width - 1
+    fy = (2 * py + 1).to(pos.dtype) / height - 1
     ident = (face + 1).to(pos.dtype)
-    rast = rast.index_copy(0, pixel, torch.stack([u, v, zw, ident], dim=-1))
+    rast = _Barycentrics.apply(pos, vertex, fx, fy, pixel, ident, batch * height * width)
     return rast.view(batch, height, width, 4)
 
 
-def barycentrics(pos, tri, b, face, py, px, height, width):
-    """Perspective-correct (u, v, z/w) of pixel centres (px + 0.5, py + 0.5) in triangle ``face`` of
-    batch item ``b``; differentiable w.r.t. ``pos`` through u and v (z/w carries no gradient, as in
-    nvdiffrast). Values are clamped like nvdiffrast's (u, v >= 0, u + v <= 1) while the gradient is
-    that of the unclamped expression."""
-    vertex = tri.index_select(0, face) + (b * pos.shape[1]).unsqueeze(1)
-    corners = pos.reshape(-1, 4).index_select(0, vertex.reshape(-1)).view(-1, 3, 4)
-    fx = ((2 * px + 1).to(pos.dtype) / width - 1).unsqueeze(1)
-    fy = ((2 * py + 1).to(pos.dtype) / height - 1).unsqueeze(1)
-    x, y, z, w = corners.unbind(-1)
-    dx = x - fx * w
-    dy = y - fy * w
-    dx0, dx1, dx2 = dx.unbind(1)
-    dy0, dy1, dy2 = dy.unbind(1)
-    a0 = dx1 * dy2 - dy1 * dx2
-    a1 = dx2 * dy0 - dy2 * dx0
-    a2 = dx0 * dy1 - dy0 * dx1
-    total = a0 + a1 + a2
-    total = total + torch.where(total < 0, -1e-12, 1e-12) if pos.dtype == torch.float64 else total
-    u = a0 / total
-    v = a1 / total
-    with torch.no_grad():
-        a = torch.stack([a0, a1, a2], dim=1).detach()
-        zd = z.detach()
-        wd = w.detach()
-        zw = ((zd * a).sum(1) / (wd * a).sum(1)).clamp(-1, 1)
-        uc = u.detach().clamp(0, 1)
-        vc = v.detach().clamp(0, 1)
-        scale = 1 / torch.clamp(uc + vc, min=1)
-        uc, vc = uc * scale, vc * scale
-    u = u + (uc - u.detach())
-    v = v + (vc - v.detach())
-    return u, v, zw
+class _Barycentrics(torch.autograd.Function):
+    """Dense (B*H*W, 4) rast from the winning pixels: perspective-correct (u, v, z/w) of pixel centres
+    (fx, fy) in their triangles (vertex rows ``vertex`` of the flattened ``pos``), computed with the
+    formula of nvdiffrast's pixel shader. Values are clamped like nvdiffrast's (u, v >= 0,
+    u + v <= 1); the gradient is that of the unclamped u, v, and z/w gets none (as in nvdiffrast)."""
+
+    @staticmethod
+    def forward(ctx, pos, vertex, fx, fy, pixel, ident, size):
+        corners = pos.reshape(-1, 4).index_select(0, vertex.reshape(-1)).view(-1, 3, 4)
+        p_x, p_y, a, total = _edge_terms(corners, fx, fy)
+        z = corners[..., 2]
+        w = corners[..., 3]
+        zw = ((z[:, 0] * a[0] + z[:, 1] * a[1] + z[:, 2] * a[2]) / (w[:, 0] * a[0] + w[:, 1] * a[1] + w[:, 2] * a[2])).clamp_(-1, 1)
+        u = (a[0] / total).clamp_(0, 1)
+        v = (a[1] / total).clamp_(0, 1)
+        scale = 1 / torch.clamp(u + v, min=1)
+        out = torch.zeros(size, 4, dtype=pos.dtype, device=pos.device)
+        out.index_copy_(0, pixel, torch.stack([u * scale, v * scale, zw, ident], dim=1))
+        ctx.save_for_backward(corners, vertex, fx, fy, pixel)
+        ctx.pos_shape = pos.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        corners, vertex, fx, fy, pixel = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 7
+        g = grad.index_select(0, pixel)
+        p_x, p_y, a, total = _edge_terms(corners, fx, fy)
+        iw = 1 / total
+        b0, b1 = a[0] * iw, a[1] * iw
+        gb0, gb1 = g[:, 0] * iw, g[:, 1] * iw
+        gbb = gb0 * b0 + gb1 * b1
+        p0x, p1x, p2x = p_x.unbind(1)
+        p0y, p1y, p2y = p_y.unbind(1)
+        gx = torch.stack([gbb * (p2y - p1y) - gb1 * p2y,
+                          gbb * (p0y - p2y) + gb0 * p2y,
+                          gbb * (p1y - p0y) - gb0 * p1y + gb1 * p0y], dim=1)
+        gy = torch.stack([gbb * (p1x - p2x) + gb1 * p2x,
+                          gbb * (p2x - p0x) - gb0 * p2x,
+                          gbb * (p0x - p1x) + gb0 * p1x - gb1 * p0x], dim=1)
+        gw = -fx.unsqueeze(1) * gx - fy.unsqueeze(1) * gy
+        g_corners = torch.stack([gx, gy, torch.zeros_like(gx), gw], dim=2)  # (N, 3, 4)
+        shape = ctx.pos_shape
+        g_pos = torch.zeros(shape[0] * shape[1], 4, dtype=grad.dtype, device=grad.device)
+        g_pos.index_add_(0, vertex.reshape(-1), g_corners.reshape(-1, 4))
+        return g_pos.view(shape), None, None, None, None, None, None
+
+
+def _edge_terms(corners, fx, fy):
+    """nvdiffrast's pixel-relative vertex terms p_i = (x_i - fx w_i, y_i - fy w_i), the three
+    homogeneous edge functions a_i and their sum."""
+    p_x = corners[..., 0] - fx.unsqueeze(1) * corners[..., 3]
+    p_y = corners[..., 1] - fy.unsqueeze(1) * corners[..., 3]
+    p0x, p1x, p2x = p_x.unbind(1)
+    p0y, p1y, p2y = p_y.unbind(1)
+    a = (p1x * p2y - p1y * p2x, p2x * p0y - p2y * p0x, p0x * p1y - p0y * p1x)
+    return p_x, p_y, a, a[0] + a[1] + a[2]
+
+
+def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """attr (B, V, C), (1, V, C) or (V, C) over rast (B, H, W, 4) -> (B, H, W, C), zero where empty."""
+    return _Interpolate.apply(attr, rast, tri.long())
+
+
+class _Interpolate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, attr, rast, tri):
+        batch, height, width, _ = rast.shape
+        channels = attr.shape[-1]
+        flat = rast.reshape(-1, 4)
+        pixel = torch.nonzero(flat[:, 3] > 0).squeeze(1)
+        values = flat.index_select(0, pixel)
+        vertex = tri.index_select(0, values[:, 3].long() - 1)  # (N, 3)
+        batched = attr.dim() == 3 and attr.shape[0] > 1
+        if batched:
+            vertex = vertex + (torch.div(pixel, height * width, rounding_mode="floor") * attr.shape[1]).unsqueeze(1)
+        corners = attr.reshape(-1, channels).index_select(0, vertex.reshape(-1)).view(-1, 3, channels)
+        u = values[:, 0:1].to(attr.dtype)
+        v = values[:, 1:2].to(attr.dtype)
+        mixed = corners[:, 2] + u * (corners[:, 0] - corners[:, 2]) + v * (corners[:, 1] - corners[:, 2])
+        out = torch.zeros(batch * height * width, channels, dtype=attr.dtype, device=attr.device)
+        out.index_copy_(0, pixel, mixed)
+        ctx.save_for_backward(attr, pixel, vertex, u, v)
+        ctx.rast_meta = (rast.shape, rast.dtype)
+        return out.view(batch, height, width, channels)
+
+    @staticmethod
+    def backward(ctx, grad):
+        attr, pixel, vertex, u, v = ctx.saved_tensors
+        rast_shape, rast_dtype = ctx.rast_meta
+        channels = attr.shape[-1]
+        g = grad.reshape(-1, channels).index_select(0, pixel)  # (N, C)
+        g_attr = g_rast = None
+        if ctx.needs_input_grad[0]:
+            table = torch.zeros(attr.numel() // channels, channels, dtype=attr.dtype, device=attr.device)
+            weights = torch.cat([g * u, g * v, g * (1 - u - v)], dim=0)
+            table.index_add_(0, vertex.T.reshape(-1), weights)
+            g_attr = table.view(attr.shape)
+        if ctx.needs_input_grad[1]:
+            corners = attr.reshape(-1, channels).index_select(0, vertex.reshape(-1)).view(-1, 3, channels)
+            g_u = (g * (corners[:, 0] - corners[:, 2])).sum(1)
+            g_v = (g * (corners[:, 1] - corners[:, 2])).sum(1)
+            zeros = torch.zeros_like(g_u)
+            g_rast = torch.zeros(rast_shape.numel() // 4, 4, dtype=rast_dtype, device=grad.device)
+            g_rast.index_copy_(0, pixel, torch.stack([g_u, g_v, zeros, zeros], dim=1).to(rast_dtype))
+            g_rast = g_rast.view(rast_shape)
+        return g_attr, g_rast, None
 
 
 @torch.no_grad()
@@ -93,125 +170,132 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, height: int, width: 
 
 
 def _triangle_setup(pos, tri, height, width):
-    """Per-triangle table (T', 18) float64 of the kept triangles: edge functions (normalised so that
-    inside >= 0) a_i, b_i, c_i with e_i = a_i * px + b_i * py + c_i over integer pixel indices,
-    the linear forms of z and w whose ratio is z/w, the column and row range, and the flat index
-    b * F + f; plus the row counts."""
-    batch, faces = pos.shape[0], tri.shape[0]
-    corners = pos.index_select(1, tri.reshape(-1)).reshape(batch * faces, 3, 4)  # (T, 3, 4)
-    corners32 = corners.float()
-    x, y, z, w = corners32.double().unbind(-1)
+    """Columns (1D float64 tensors over the kept triangles, see ``_COLUMNS``) of the triangle table:
+    edge functions e_i = a_i * px + b_i * py + c_i over integer pixel indices, normalised so that the
+    inside is e_i >= 0; linear forms of z and w (in px, py) whose ratio is z/w; the first row and the
+    row count; the flat triangle index b * F + f and the flat index of the item's first pixel."""
+    batch, faces, verts = pos.shape[0], tri.shape[0], pos.shape[1]
+    flat_tri = tri.reshape(-1).unsqueeze(0) + (torch.arange(batch, device=pos.device) * verts).unsqueeze(1)
+    corners = pos.reshape(-1, 4).index_select(0, flat_tri.reshape(-1)).float()  # (T * 3, 4)
+    corners = corners.view(batch * faces, 3, 4).permute(1, 2, 0).contiguous()  # (3, 4, T): 1D columns
+    x32, y32, z32, w32 = corners.unbind(1)  # each (3, T)
+    x, y, z, w = x32.double(), y32.double(), z32.double(), w32.double()
     in_front = w > 0
-    regular = in_front.all(1)
-    straddling = in_front.any(1) & ~regular
+    regular = in_front.all(0)
+    straddling = in_front.any(0) & ~regular
 
-    # 2D-homogeneous edge functions e_i = (v_j x v_k) . (fx, fy, 1) with v = (x, y, w) and
-    # fx = (2 px + 1) / W - 1: exact perspective-correct barycentric weights (up to 1 / sum).
-    j, k = [1, 2, 0], [2, 0, 1]
-    xj, xk, yj, yk, wj, wk = x[:, j], x[:, k], y[:, j], y[:, k], w[:, j], w[:, k]
-    cx = yj * wk - wj * yk
-    cy = wj * xk - xj * wk
-    cz = xj * yk - yj * xk
-    h_a = cx * (2.0 / width)
-    h_b = cy * (2.0 / height)
-    h_c = cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz
-    det = (w * cz).sum(1) / 3 + (x * cx).sum(1) / 3 + (y * cy).sum(1) / 3  # v_i . (v_j x v_k), same for all i
-    zw_forms = torch.stack([z, w], 1) @ torch.stack([h_a, h_b, h_c], 2)  # (T, 2, 3): sum_i z_i (a, b, c)_i
+    # 2D-homogeneous edge functions e_i = (v_j x v_k) . (fx, fy, 1), v = (x, y, w), fx = (2 px + 1) / W - 1:
+    # exact perspective-correct barycentric weights up to a common factor, valid for any w.
+    h_a, h_b, h_c = [], [], []
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        cx = y[j] * w[k] - w[j] * y[k]
+        cy = w[j] * x[k] - x[j] * w[k]
+        cz = x[j] * y[k] - y[j] * x[k]
+        h_a.append(cx * (2.0 / width))
+        h_b.append(cy * (2.0 / height))
+        h_c.append(cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz)
+        if i == 0:
+            det = x[0] * cx + y[0] * cy + w[0] * cz
+    forms = [sum(q[i] * h[i] for i in range(3)) for q in (z, w) for h in (h_a, h_b, h_c)]  # z_a, z_b, z_c, w_a, ...
 
-    # Regular triangles: screen coordinates snapped to 1/16 pixel (computed in float32 like
-    # nvdiffrast), integer edge functions with a tie-break so that a pixel centre on an edge shared
-    # by two triangles goes to exactly one of them.
+    # Regular triangles: screen coordinates snapped to 1/16 pixel (in float32 like nvdiffrast) and
+    # exact integer edge functions, with a tie-break so that a pixel centre on an edge shared by two
+    # triangles goes to exactly one of them.
     half = SUBPIXEL // 2
-    w32 = torch.where(in_front, corners32[..., 3], torch.ones_like(corners32[..., 3]))
-    scale = corners32.new_tensor([width * half, height * half])
-    snapped = torch.round((corners32[..., :2] / w32.unsqueeze(-1) * scale).clamp(-2**30, 2**30)).double()
-    sx = snapped[..., 0] + width * half
-    sy = snapped[..., 1] + height * half
-    ex = sx[:, k] - sx[:, j]
-    ey = sy[:, k] - sy[:, j]
-    s_a = -SUBPIXEL * ey
-    s_b = SUBPIXEL * ex
-    s_c = ex * (half - sy[:, j]) - ey * (half - sx[:, j])
-    area = s_c.sum(1)  # twice the signed snapped area (s_a and s_b sum to zero)
+    w_safe = torch.where(in_front, w32, 1.0)
+    sx = torch.round((x32 / w_safe * (width * half)).clamp_(-2**30, 2**30)).double() + width * half
+    sy = torch.round((y32 / w_safe * (height * half)).clamp_(-2**30, 2**30)).double() + height * half
+    s_a, s_b, s_c = [], [], []
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        ex, ey = sx[k] - sx[j], sy[k] - sy[j]
+        s_a.append(ey * -SUBPIXEL)
+        s_b.append(ex * SUBPIXEL)
+        s_c.append(ex * (half - sy[j]) - ey * (half - sx[j]))
+    area = s_c[0] + s_c[1] + s_c[2]  # twice the signed snapped area
 
-    reg = regular.unsqueeze(1)
-    sign = torch.where(reg, torch.sign(area).unsqueeze(1), torch.sign(det).unsqueeze(1))
-    edge_a = torch.where(reg, s_a, h_a) * sign
-    edge_b = torch.where(reg, s_b, h_b) * sign
-    edge_c = torch.where(reg, s_c, h_c) * sign
-    top_left = (edge_a > 0) | ((edge_a == 0) & (edge_b > 0))
-    edge_c = edge_c - (reg & ~top_left).double()  # integer edges: e > 0  <=>  e - 1 >= 0
+    sign = torch.where(regular, torch.sign(area), torch.sign(det))
+    edges_a, edges_b, edges_c = [], [], []
+    for i in range(3):
+        ea = torch.where(regular, s_a[i], h_a[i]) * sign
+        eb = torch.where(regular, s_b[i], h_b[i]) * sign
+        ec = torch.where(regular, s_c[i], h_c[i]) * sign
+        top_left = (ea > 0) | ((ea == 0) & (eb > 0))
+        edges_a.append(ea)
+        edges_b.append(eb)
+        edges_c.append(ec - (regular & ~top_left).double())  # integer edges: e > 0  <=>  e - 1 >= 0
 
-    lo = (torch.stack([sx.amin(1), sy.amin(1)], 1) - half) / SUBPIXEL
-    hi = (torch.stack([sx.amax(1), sy.amax(1)], 1) - half) / SUBPIXEL
-    limit = lo.new_tensor([width - 1, height - 1])
-    lo = torch.where(reg, torch.ceil(lo), 0.0).clamp(min=0)
-    hi = torch.minimum(torch.where(reg, torch.floor(hi), limit), limit)
-    keep = ((regular & (area != 0)) | (straddling & (det != 0))) & (hi >= lo).all(1)
+    row0 = torch.where(regular, torch.ceil((sy.amin(0) - half) / SUBPIXEL), 0.0).clamp_(min=0)
+    row1 = torch.where(regular, torch.floor((sy.amax(0) - half) / SUBPIXEL), height - 1.0).clamp_(max=height - 1)
+    col0 = torch.where(regular, torch.ceil((sx.amin(0) - half) / SUBPIXEL), 0.0).clamp_(min=0)
+    col1 = torch.where(regular, torch.floor((sx.amax(0) - half) / SUBPIXEL), width - 1.0).clamp_(max=width - 1)
+    keep = ((regular & (area != 0)) | (straddling & (det != 0))) & (row1 >= row0) & (col1 >= col0)
     index = torch.nonzero(keep).squeeze(1)
     flat = torch.arange(batch * faces, device=pos.device, dtype=torch.float64)
-    table = torch.cat([edge_a, edge_b, edge_c, zw_forms.reshape(-1, 6), lo, hi,
-                       flat.unsqueeze(1), torch.div(flat, faces, rounding_mode="floor").unsqueeze(1)], dim=1)
-    table = table.index_select(0, index)
-    rows = (table[:, 18] - table[:, 16] + 1).long()
-    return table, rows
+    base = torch.div(flat, faces, rounding_mode="floor") * (height * width)
+    columns = edges_a + edges_b + edges_c + forms + [row0, flat, base]
+    columns = [c.index_select(0, index) for c in columns]
+    rows = (row1.index_select(0, index) - columns[_ROW0] + 1).long()
+    return columns, rows
 
 
-# columns of the triangle table built by _triangle_setup
+# the columns returned by _triangle_setup
 _EDGE_A, _EDGE_B, _EDGE_C = slice(0, 3), slice(3, 6), slice(6, 9)
 _Z_A, _Z_B, _Z_C, _W_A, _W_B, _W_C = 9, 10, 11, 12, 13, 14
-_COL0, _ROW0, _COL1, _ROW1, _FLAT, _BATCH = 15, 16, 17, 18, 19, 20
+_ROW0, _FLAT, _BASE = 15, 16, 17
 
 
 def _expand(counts: torch.Tensor):
-    """For counts (N,) -> (owner, start) over sum(counts) items: owner i repeated counts[i] times and
-    the first item index of each owner (item offset within its owner = arange - start[owner])."""
+    """For counts (N,) -> (owner, offset) over sum(counts) items: owner i repeated counts[i] times and
+    each item's offset 0..counts[i]-1 within its owner."""
     total = int(counts.sum())
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts, output_size=total)
     starts = torch.cumsum(counts, 0) - counts
-    return owner, starts
+    return owner, torch.arange(total, device=counts.device) - starts.index_select(0, owner)
 
 
 def _fragments(setup, height, width):
     """Yield (flat pixel index, packed depth|triangle key) for all covered pixels, in chunks."""
-    table, rows = setup
-    if table.shape[0] == 0:
+    columns, rows = setup
+    if rows.numel() == 0:
         return
-    owner, starts = _expand(rows)
-    pair = table.index_select(0, owner)  # one row per (triangle, image row)
-    py = pair[:, _ROW0] + (torch.arange(owner.numel(), device=owner.device) - starts.index_select(0, owner)).double()
-    a = pair[:, _EDGE_A]
-    d = pair[:, _EDGE_B] * py.unsqueeze(1) + pair[:, _EDGE_C]  # e_i = a_i * px + d_i on this row
-    bound = -d / a
-    inf = torch.tensor(float("inf"), dtype=bound.dtype, device=bound.device)
-    lower = torch.maximum(torch.where(a > 0, torch.ceil(bound), -inf).amax(1), pair[:, _COL0])
-    upper = torch.minimum(torch.where(a < 0, torch.floor(bound), inf).amin(1), pair[:, _COL1])
-    counts = (upper - lower + 1).clamp(min=0)
-    counts = torch.where(((a == 0) & (d < 0)).any(1), 0.0, counts).long()
-
+    owner, offset = _expand(rows)  # one item per (triangle, image row of its bounding box)
+    pair = [c.index_select(0, owner) for c in columns]
+    py = pair[_ROW0] + offset.double()
+    lower = torch.zeros_like(py)
+    upper = torch.full_like(py, width - 1.0)
+    blocked = torch.zeros_like(py, dtype=torch.bool)
+    for a, b, c in zip(pair[_EDGE_A], pair[_EDGE_B], pair[_EDGE_C]):
+        d = b * py + c  # e = a * px + d along this row
+        bound = -d / a
+        lower = torch.maximum(lower, torch.where(a > 0, torch.ceil(bound), 0.0))
+        upper = torch.minimum(upper, torch.where(a < 0, torch.floor(bound), width - 1.0))
+        blocked |= (a == 0) & (d < 0)
+    counts = torch.where(blocked, 0.0, (upper - lower + 1).clamp_(min=0)).long()
     keep = torch.nonzero(counts).squeeze(1)
     counts = counts.index_select(0, keep)
-    # per span: z and w forms along the row, first column, first pixel's flat index, triangle
-    span = torch.stack([
-        pair[:, _Z_A], pair[:, _Z_B] * py + pair[:, _Z_C],
-        pair[:, _W_A], pair[:, _W_B] * py + pair[:, _W_C],
-        lower, pair[:, _BATCH] * (height * width) + py * width + lower, pair[:, _FLAT],
-    ], 1).index_select(0, keep)
+    # per span: z and w as linear functions of px, first column, first pixel's flat index, triangle
+    span = [
+        pair[_Z_A], pair[_Z_B] * py + pair[_Z_C], pair[_W_A], pair[_W_B] * py + pair[_W_C],
+        lower, pair[_BASE] + py * width + lower, pair[_FLAT],
+    ]
+    span = [c.index_select(0, keep) for c in span]
     ends = torch.cumsum(counts, 0)
     first = 0
     while first < keep.numel():
         done = int(ends[first - 1]) if first else 0
         last = max(int(torch.searchsorted(ends, done + MAX_FRAGMENTS_PER_CHUNK, right=True)), first + 1)
-        span_owner, span_start = _expand(counts[first:last])
-        frag = span[first:last].index_select(0, span_owner)
-        offset = (torch.arange(span_owner.numel(), device=span_owner.device) - span_start.index_select(0, span_owner)).double()
-        px = frag[:, 4] + offset
-        zw = ((frag[:, 0] * px + frag[:, 1]) / (frag[:, 2] * px + frag[:, 3])).float()
+        span_owner, offset = _expand(counts[first:last])
+        z_slope, z_start, w_slope, w_start, px0, pixel0, triangle = (c[first:last].index_select(0, span_owner) for c in span)
+        offset = offset.double()
+        px = px0 + offset
+        zw = ((z_slope * px + z_start) / (w_slope * px + w_start)).float()
         inside = (zw >= -1) & (zw <= 1)
         bits = zw.view(torch.int32)
         sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-        key = (sortable.long() << 32) | frag[:, 6].long()
-        pixel = (frag[:, 5] + offset).long()
+        key = (sortable.long() << 32) | triangle.long()
+        pixel = (pixel0 + offset).long()
         if not bool(inside.all()):
             pixel, key = pixel[inside], key[inside]
         yield pixel, key
