@@ -75,7 +75,16 @@ def eval_command(
     # Per-item results kept for the folder summary: stem -> (payload, distances).
     collected: dict[str, tuple[dict, object]] = {}
 
+    failures: dict[Path, str] = {}
+
     def work(path: Path) -> common.ItemResult:
+        try:
+            return evaluate_one(path)
+        except ShrnError as err:
+            failures[path] = str(err)
+            raise
+
+    def evaluate_one(path: Path) -> common.ItemResult:
         if path in orphans:
             raise InputError("ground-truth scan has no prediction with the same stem in the prediction folder", path)
         scan = pairs[path]
@@ -103,7 +112,7 @@ def eval_command(
     code = common.process_inputs(inputs, work, run_opts, "eval")
     if folder_mode:
         try:
-            _folder_summary(inputs, pairs, orphans, collected, Path(opts["out"] or pred_path), opts, run_opts)
+            _folder_summary(inputs, pairs, failures, collected, Path(opts["out"] or pred_path), opts, run_opts)
         except ShrnError as err:
             common.fail(err)
     raise typer.Exit(code)
@@ -114,7 +123,7 @@ def _info(payload: dict) -> dict:
     return {key: payload[key] for key in keys if key in payload}
 
 
-def _folder_summary(inputs, pairs, orphans, collected, out_dir: Path, opts, run_opts) -> None:
+def _folder_summary(inputs, pairs, failures, collected, out_dir: Path, opts, run_opts) -> None:
     import numpy as np
     from rich.table import Table
 
@@ -129,10 +138,9 @@ def _folder_summary(inputs, pairs, orphans, collected, out_dir: Path, opts, run_
             payload, _, pred, gt = collected[stem]
             rows.append(csv_row(stem, payload, pred, gt))
         else:
-            gt = "" if path in orphans else str(pairs.get(path) or "")
-            pred = "" if path in orphans else str(path)
-            reason = "no prediction" if path in orphans else ("no ground truth" if not gt else "evaluation failed (see log)")
-            rows.append(csv_row(stem, None, pred, gt, reason))
+            orphan = path not in pairs
+            pred, gt = ("", str(path)) if orphan else (str(path), str(pairs.get(path) or ""))
+            rows.append(csv_row(stem, None, pred, gt, failures.get(path, "failed")))
     aggregate = aggregate_row([collected[s][1] for s in collected], opts["protocol"])
     rows.append(aggregate)
     csv_path = write_metrics_csv(out_dir / "metrics.csv", rows)
@@ -150,7 +158,7 @@ def _folder_summary(inputs, pairs, orphans, collected, out_dir: Path, opts, run_
             ok = row.get("status") == "ok"
             fmt = (lambda v: f"{v:.3f}" if isinstance(v, float) else "") if ok else (lambda v: "")
             table.add_row(row["stem"], fmt(row.get("median_mm")), fmt(row.get("mean_mm")), fmt(row.get("std_mm")),
-                          str(row.get("points") or ""), row.get("status", "") if ok else f"[red]{row.get('message')}[/]",
+                          str(row.get("points") or ""), "ok" if ok else "[red]failed[/]",
                           end_section=row["stem"] == rows[-2]["stem"] if len(rows) > 1 else False)
         common.stderr.print(table)
     written = [csv_path] + ([plot_path] if plot_path else [])
