@@ -323,3 +323,26 @@ def test_bad_inputs_raise_input_errors():
         rasterize(CTX, torch.full((1, 3, 4), float("nan")), TRI, (4, 4))
     with pytest.raises(InputError, match="boundary_mode"):
         texture(torch.zeros(1, 2, 2, 1), torch.zeros(1, 2, 2, 2), boundary_mode="mirror")
+
+
+def test_chunked_fragments_and_refresh_match_a_plain_render(monkeypatch):
+    from shrn_core.render import refresh_rast, torch_raster
+    size = 40
+    corners, faces = cube(20.0)
+    K = pinhole(size, 50.0)
+    tri = torch.from_numpy(faces)
+    pos = world_to_clip(torch.from_numpy(corners), K, rotation(0.3, 0.2), np.array([0, 0, -100], np.float32), size, size)
+    pos = torch.cat([pos, pos * torch.tensor([1.02, 0.97, 1, 1])])
+    whole, _ = rasterize(CTX, pos, tri, (size, size))
+    monkeypatch.setattr(torch_raster, "MAX_FRAGMENTS_PER_CHUNK", 37)
+    chunked, _ = rasterize(CTX, pos, tri, (size, size))
+    torch.testing.assert_close(chunked, whole)
+    # refresh: same ids, barycentrics of the moved vertices, gradients through u, v
+    moved = (pos + 0.002).requires_grad_(True)
+    fresh, _ = rasterize(CTX, moved, tri, (size, size))
+    again = refresh_rast(CTX, moved, tri, whole)
+    same = (fresh[..., 3] == whole[..., 3]) & (whole[..., 3] > 0)
+    assert same.float().mean() > 0.2
+    torch.testing.assert_close(again[same], fresh[same])
+    interpolate(torch.rand(8, 2), again, tri)[0].sum().backward()
+    assert moved.grad.abs().sum() > 0

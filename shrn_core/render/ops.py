@@ -73,6 +73,19 @@ def rasterize(ctx: RenderContext, pos: torch.Tensor, tri: torch.Tensor, resoluti
     return torch_raster.rasterize(pos, tri, (height, width)), None
 
 
+def refresh_rast(ctx: RenderContext, pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
+    """``rast`` for new ``pos`` while keeping the pixel -> triangle map of an earlier ``rast`` (torch
+    backend: barycentrics only, no visibility pass; several times cheaper). Useful inside a fit, where
+    visibility changes slowly: rasterize every few iterations and refresh in between. With the
+    nvdiffrast backend this simply rasterizes again."""
+    if ctx.backend == "nvdiffrast":
+        return rasterize(ctx, pos, tri, rast.shape[1:3])[0]
+    _check_rasterize_inputs(pos, tri, rast.shape[1:3])
+    if rast.shape[0] != pos.shape[0]:
+        raise InputError(f"rast batch {rast.shape[0]} does not match pos batch {pos.shape[0]}")
+    return torch_raster.refresh(pos, tri, rast)
+
+
 def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backend: str = "auto"):
     """Interpolate vertex attributes (B, V, C) or (V, C) over ``rast``: (B, H, W, C), zero where empty.
 

@@ -45,6 +45,24 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int])
     return rast.view(batch, height, width, 4)
 
 
+def refresh(pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
+    """Recompute (u, v, z/w) of an earlier ``rast`` for new vertex positions, keeping its pixel ->
+    triangle map (no visibility pass); differentiable w.r.t. ``pos`` like ``rasterize``."""
+    batch, height, width, _ = rast.shape
+    ident = rast[..., 3].detach().reshape(-1)
+    pixel = torch.nonzero(ident > 0).squeeze(1)
+    face = ident.index_select(0, pixel).long() - 1
+    b = torch.div(pixel, height * width, rounding_mode="floor")
+    rest = pixel - b * (height * width)
+    py = torch.div(rest, width, rounding_mode="floor")
+    px = rest - py * width
+    vertex = tri.long().index_select(0, face) + (b * pos.shape[1]).unsqueeze(1)
+    fx = (2 * px + 1).to(pos.dtype) / width - 1
+    fy = (2 * py + 1).to(pos.dtype) / height - 1
+    out = _Barycentrics.apply(pos, vertex, fx, fy, pixel, (face + 1).to(pos.dtype), batch * height * width)
+    return out.view(batch, height, width, 4)
+
+
 class _Barycentrics(torch.autograd.Function):
     """Dense (B*H*W, 4) rast from the winning pixels: perspective-correct (u, v, z/w) of pixel centres
     (fx, fy) in their triangles (vertex rows ``vertex`` of the flattened ``pos``), computed with the
