@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from shrn_core.errors import FaceError, InputError
 from shrn_core.face import analyze_image
 from shrn_core.face.landmark_sets import LANDMARKS_68
 from shrn_core.formats.image import read_image
+from shrn_core.formats.mesh import read_albedo, read_params
+from shrn_core.reconstruct import get_backend, reconstruct, write_reconstruction
 from shrn_core.reconstruct.hrn import HRNBackend
 from shrn_core.reconstruct.hrn.synthetic import face_mesh_arrays, write_assets
 from shrn_core.reconstruct.hrn.networks import HRNNetworks
@@ -25,10 +28,15 @@ def arrays():
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory, arrays) -> HRNBackend:
+def asset_folder(tmp_path_factory, arrays):
     torch.manual_seed(0)
-    folder = write_assets(tmp_path_factory.mktemp("hrn") / "assets", arrays, HRNNetworks())
-    return HRNBackend(assets=folder, device="cpu", **SMALL)
+    return write_assets(tmp_path_factory.mktemp("hrn") / "assets", arrays, HRNNetworks())
+
+
+@pytest.fixture(scope="module")
+def backend(asset_folder) -> HRNBackend:
+    """The instance the shared ``reconstruct`` API creates (and caches) for these options."""
+    return get_backend("hrn", "cpu", assets=str(asset_folder), **SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +45,10 @@ def photo(hrn_photo):
 
 
 @pytest.fixture(scope="module")
-def single(backend, photo, hrn_photo) -> Reconstruction:
-    image, analysis = photo
-    return backend.reconstruct([image], [None], [analysis], {"image_paths": [str(hrn_photo)]})
+def single(backend, asset_folder, photo, hrn_photo) -> Reconstruction:
+    """Through the stage API, as ``shrn reconstruct --backend hrn --assets DIR`` calls it."""
+    _, analysis = photo
+    return reconstruct(hrn_photo, backend="hrn", device="cpu", face_analysis=analysis, assets=str(asset_folder), **SMALL)
 
 
 def project(camera, points):
@@ -48,7 +57,9 @@ def project(camera, points):
                      camera.K[1, 1] * -cam[:, 1] / -cam[:, 2] + camera.K[1, 2]], axis=1)
 
 
-def test_single_view_outputs_have_the_shared_reconstruction_form(single, arrays):
+def test_single_view_outputs_have_the_shared_reconstruction_form(single, arrays, backend, asset_folder):
+    assert isinstance(backend, HRNBackend)
+    assert get_backend("hrn", "cpu", assets=str(asset_folder), **SMALL) is backend  # weights load once
     assert single.backend == "hrn" and list(single.levels) == ["coarse", "mid", "fine"]
     coarse, mid, fine = (single.levels[k] for k in ("coarse", "mid", "fine"))
     assert coarse.vertices.shape == (468, 3) and coarse.faces.shape == (852, 3) and coarse.uvs.shape == (468, 2)
@@ -63,6 +74,18 @@ def test_single_view_outputs_have_the_shared_reconstruction_form(single, arrays)
     assert single.albedo.shape == (128, 128, 3) and single.albedo.dtype == np.uint8
     assert single.displacement.shape == (128, 128) and np.isfinite(single.displacement).all()
     assert set(single.info["timings"]) == {"preprocess_s", "network_s", "outputs_s"}
+
+
+def test_outputs_are_written_by_the_shared_writers(single, tmp_path):
+    paths = write_reconstruction(single, tmp_path, "face")
+    for name in ("mesh", "mtl", "albedo", "params", "mesh_coarse", "mesh_mid", "overlay", "shading"):
+        assert paths[name].is_file(), name
+    mesh = trimesh.load(paths["mesh"], process=False, force="mesh")
+    assert len(mesh.vertices) == len(single.final.vertices)
+    params = read_params(paths["params"])
+    assert params["displacement_map"].shape == (128, 128)
+    stored = read_albedo(paths["albedo"])
+    assert np.array_equal(stored, single.albedo[::-1])  # files keep the top row (v = 1) first
 
 
 def test_camera_projects_the_mesh_onto_the_detected_landmarks(single, photo):
@@ -111,11 +134,11 @@ def test_occlusion_mask_removes_occluded_texels(backend, photo):
     # mask rows below the occluder edge are empty in the crop
     rows = hidden.face_mask[0].sum(1)
     assert rows[int(hidden.crop.to_crop(np.array([[0, (y0 + y1) / 2 + 4]]))[0, 1]):].sum() == 0
-    with torch.no_grad():
-        model = backend.model
-        inputs = backend._inputs([clear, hidden])
-        state = model.coarse(inputs)
-    visible = state.valid_mask.flatten(1).sum(1)
+    # the untrained regressor predicts the mean face, frontal: unwrap both masks onto it
+    bfm = backend.model.bfm
+    posed = bfm.mean_shape.view(1, -1, 3).expand(2, -1, -1)
+    valid = bfm.texture_from_image(posed, torch.stack([clear.face_mask, hidden.face_mask]))
+    visible = valid.flatten(1).sum(1)
     assert visible[1] < 0.8 * visible[0]
 
 

@@ -61,6 +61,11 @@ def resolve_assets(root: str | Path | None) -> AssetPaths:
         raise WeightsError(f"the hrn backend needs the HRN assets folder (--assets DIR or ${ENV_VAR}); "
                            f"{DOWNLOAD_HINT}; expected layout under DIR: {expected_layout()}")
     root = Path(root).expanduser()
+    if root.is_file() and root.as_posix().endswith(FILES["hrn"]):  # given the checkpoint itself
+        root = root.parents[2]
+    if root.is_file():
+        raise WeightsError(f"expected the HRN assets folder, got a file; {DOWNLOAD_HINT}; expected layout "
+                           f"under the folder: {expected_layout()}", root)
     if not root.is_dir():
         raise WeightsError(f"HRN assets folder not found; {DOWNLOAD_HINT}; expected layout under it: "
                            f"{expected_layout()}", root)

@@ -9,7 +9,7 @@ import torch
 
 from ...device import resolve_device
 from ...errors import InputError
-from ..types import Reconstruction
+from ..types import LEVELS, Reconstruction
 from .assets import resolve_assets
 from .bfm import DECIMETRE_TO_MM, UV_SIZE, BFMModel, load_bfm_arrays
 from .checkpoint import load_hrn_weights
@@ -68,6 +68,7 @@ class HRNBackend:
         views = self._prepare(images, masks, faces, options)
         inputs = self._inputs(views)
         t_prep = time.perf_counter()
+        _report(options, f"hrn: networks on {len(views)} photo(s)")
         state = self.model(inputs)
         for view in views:
             check_finite(state, view.image_path)
@@ -91,6 +92,7 @@ class HRNBackend:
             base = self.model(inputs)
         check_finite(base, "multi-view input")
         t_net = time.perf_counter()
+        _report(options, f"hrn: MV-HRN fitting of {len(views)} views")
         fit = fit_multi_view(self.model, inputs, base, iterations=int(options.get("mv_iterations", 50)))
         check_finite(fit.state, "multi-view fit")
         t_fit = time.perf_counter()
@@ -135,15 +137,29 @@ class HRNBackend:
         else:  # HRN's de-retouched albedo wherever the photo shows the face
             tex_weight = total
             texture = (state.albedo[indices] * weight).sum(0) / total.clamp(min=1e-3)
-        levels = {"coarse": parametric_mesh(model, state.shape_coarse[ref]),
-                  "mid": parametric_mesh(model, state.shape_mid[ref]),
-                  "fine": dense_mesh(model, state.shape_mid[ref], displacement)}
+        level = options.get("levels") or "fine"
+        if level not in LEVELS:
+            raise InputError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
+        stop = LEVELS.index(level)
+        levels = {"coarse": parametric_mesh(model, state.shape_coarse[ref])}
+        if stop >= 1:
+            levels["mid"] = parametric_mesh(model, state.shape_mid[ref])
+        if stop >= 2:
+            levels["fine"] = dense_mesh(model, state.shape_mid[ref], displacement)
         renders = bool(options.get("renders", True))
         view_results = [view_result(model, state, i, view, renders) for i, view in zip(indices, views)]
         coeffs = {k: v[ref].detach().cpu().numpy() for k, v in state.coeffs.items()}
+        # shrn's UV maps put texel row 0 at v = 0 (the writers flip them for image files)
+        albedo = fill_albedo(texture, state.albedo[ref], tex_weight.clamp(max=1.0))[::-1].copy()
+        displacement_mm = (displacement[0] * DECIMETRE_TO_MM).cpu().numpy().astype("float32")[::-1].copy()
         return Reconstruction(
-            levels=levels, albedo=fill_albedo(texture, state.albedo[ref], tex_weight.clamp(max=1.0)),
-            views=view_results, backend="hrn", landmark_vertex_ids=landmark_vertex_ids(model),
-            displacement=(displacement[0] * DECIMETRE_TO_MM).cpu().numpy().astype("float32"),
+            levels=levels, albedo=albedo, views=view_results, backend="hrn",
+            landmark_vertex_ids=landmark_vertex_ids(model), displacement=displacement_mm if stop >= 2 else None,
             info={"coefficients": {k: v.tolist() for k, v in coeffs.items()}, "units": "mm",
                   "uv_size": model.bfm.uv.size})
+
+
+def _report(options: dict, message: str) -> None:
+    progress = options.get("progress")
+    if callable(progress):
+        progress(message)
