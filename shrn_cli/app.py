@@ -11,6 +11,7 @@ from .commands import eval as eval_cmd
 from .commands import example as example_cmd
 from .commands import face as face_cmd
 from .commands import inpaint as inpaint_cmd
+from .commands import reconstruct as reconstruct_cmd
 
 app = typer.Typer(
     name="shrn",
@@ -38,6 +39,7 @@ face_cmd.register(app)
 inpaint_cmd.register(app)
 example_cmd.register(app)
 eval_cmd.register(app)
+reconstruct_cmd.register(app)
 # Stage commands register themselves here as they land.
 
 

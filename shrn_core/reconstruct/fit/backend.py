@@ -39,6 +39,8 @@ class FitOptions:
     focal_px: Optional[float] = None  # default: 2 x the longer image side
     render_outputs: bool = True  # overlay and shading renders at photo resolution
     max_render_side: int = 1024  # renders of larger photos are made at this size and upscaled
+    cpu_threads: int = 1  # torch threads on CPU during the fit (0 = leave torch's setting); the
+    # tensors are small, and more threads mostly add synchronisation cost (10x slower on a busy 2-core machine)
 
     @classmethod
     def from_options(cls, options: dict) -> "FitOptions":
@@ -61,6 +63,16 @@ def reconstruct_views(inputs: list[FitInput], levels: str = "fine", device: torc
                       options: FitOptions | None = None,
                       progress: Callable[[str], None] | None = None) -> Reconstruction:
     options = options or FitOptions()
+    saved_threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu" and options.cpu_threads > 0:
+        torch.set_num_threads(options.cpu_threads)
+    try:
+        return _reconstruct_views(inputs, levels, device, options, progress)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _reconstruct_views(inputs, levels, device, options: FitOptions, progress) -> Reconstruction:
     if levels not in LEVELS:
         raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
     stop = LEVELS.index(levels)
@@ -273,12 +285,12 @@ def _render_outputs(ctx, vertices, faces, uvs, albedo_tex, lighting, camera: Cam
         colour = texture(albedo_tex[None], uv, boundary_mode="clamp")[0] * shade(n, lighting)
         grey = 0.8 * shade(n, frontal_light(vertices.device, vertices.dtype))
         covered = (rast[0, ..., 3] > 0).cpu().numpy()
-    base = photo if scale == 1.0 else cv2.resize(photo, (rw, rh), interpolation=cv2.INTER_AREA)
+    if scale != 1.0:
+        covered = cv2.resize(covered.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     results = []
     for layer in (colour, grey):
         img = np.clip(layer.cpu().numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
-        out = np.where(covered[..., None], img, base)
         if scale != 1.0:
-            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
-        results.append(out)
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        results.append(np.where(covered[..., None], img, photo))
     return results[0], results[1]

@@ -26,9 +26,9 @@ log = logging.getLogger("shrn.reconstruct")
 @dataclass
 class LandmarkFitOptions:
     iterations: int = 60
-    depth_weight: float = 0.2
-    smooth_weight: float = 20.0
-    offset_weight: float = 0.01
+    depth_weight: float = 0.5
+    smooth_weight: float = 5.0
+    offset_weight: float = 0.005
     symmetry_weight: float = 0.5
     occluded_landmark_weight: float = 0.2
 
@@ -68,7 +68,7 @@ def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
     options = options or LandmarkFitOptions()
     dtype = torch.float64
     mean = torch.as_tensor(topo.mean_shape[:NUM_MESH_POINTS], dtype=dtype)
-    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to_dense().to(dtype)
+    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to(dtype)
     mirror = torch.as_tensor(topo.mirror)
     flip = torch.tensor([-1.0, 1.0, 1.0], dtype=dtype)
 

@@ -23,17 +23,14 @@ def unique_edges(faces: np.ndarray) -> np.ndarray:
 
 
 def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> torch.Tensor:
-    """Sparse (V, V) L = I - D^-1 A over the mesh edges: (L x)_i = x_i - mean of its neighbours."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.unique(np.sort(edges, axis=1), axis=0)
-    rows = np.concatenate([edges[:, 0], edges[:, 1]])
-    cols = np.concatenate([edges[:, 1], edges[:, 0]])
-    degree = np.bincount(rows, minlength=num_vertices).astype(np.float64)
-    values = -1.0 / degree[rows]
-    index = np.concatenate([np.stack([rows, cols]), np.tile(np.arange(num_vertices), (2, 1))], axis=1)
-    values = np.concatenate([values, np.ones(num_vertices)])
-    return torch.sparse_coo_tensor(torch.as_tensor(index), torch.as_tensor(values, dtype=torch.float32),
-                                   (num_vertices, num_vertices)).coalesce()
+    """Dense (V, V) L = I - D^-1 A over the mesh edges: (L x)_i = x_i - mean of its neighbours
+    (for the 468-vertex coarse mesh; finer levels use edge differences instead)."""
+    edges = unique_edges(np.asarray(faces))
+    adjacency = np.zeros((num_vertices, num_vertices))
+    adjacency[edges[:, 0], edges[:, 1]] = 1
+    adjacency[edges[:, 1], edges[:, 0]] = 1
+    degree = np.maximum(adjacency.sum(1, keepdims=True), 1)
+    return torch.as_tensor(np.eye(num_vertices) - adjacency / degree, dtype=torch.float32)
 
 
 @dataclass

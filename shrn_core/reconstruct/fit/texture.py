@@ -77,7 +77,11 @@ def _observe(ctx, vertices, faces, points, normals, view: TextureView):
     K_vis[:2] *= np.array([[vis_w / width], [vis_h / height]], dtype=np.float32)
     rast, cam_vertices = rasterize_view(ctx, vertices, faces, K_vis, view.R, view.t, vis_w, vis_h)
     z_image, _ = interpolate(cam_vertices[None, :, 2:3], rast, faces)
-    z_image = torch.where(rast[..., 3:4] > 0, z_image, torch.full_like(z_image, -1e9))
+    # texels that land within a few pixels of the silhouette would pick up background colour
+    covered = (rast[0, ..., 3] > 0).cpu().numpy().astype(np.uint8)
+    inner = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
+    inner = torch.as_tensor(inner, device=rast.device)[None, ..., None]
+    z_image = torch.where(inner, z_image, torch.full_like(z_image, -1e9))
     pix_vis = pix * torch.tensor([vis_w / width, vis_h / height], dtype=pix.dtype)
     z_seen = sample_nearest(z_image[0, ..., 0], pix_vis)
     visible = inside & ((z_seen - cam[:, 2]).abs() < VISIBILITY_TOLERANCE_MM) & (facing > MIN_COSINE)
