@@ -12,6 +12,7 @@ from .commands import example as example_cmd
 from .commands import face as face_cmd
 from .commands import inpaint as inpaint_cmd
 from .commands import reconstruct as reconstruct_cmd
+from .commands import segment as segment_cmd
 
 app = typer.Typer(
     name="shrn",
@@ -40,6 +41,7 @@ inpaint_cmd.register(app)
 example_cmd.register(app)
 eval_cmd.register(app)
 reconstruct_cmd.register(app)
+segment_cmd.register(app)
 # Stage commands register themselves here as they land.
 
 

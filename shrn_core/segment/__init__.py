@@ -1,0 +1,10 @@
+"""Segment stage: which face pixels are covered by something that is not face.
+
+``segment(image, face_analysis=None, backend="auto", **options) -> SegmentationResult`` is the Python
+API; ``segment_file`` adds the file handling of ``shrn segment`` (reusing ``<stem>.face.json``).
+Backends: ``auto`` (training-free, default) and ``deeplabv3`` (a user checkpoint, ``weights=FILE``).
+"""
+from .api import BACKENDS, create_backend, segment, segment_file
+from .types import SegmentationResult
+
+__all__ = ["BACKENDS", "SegmentationResult", "create_backend", "segment", "segment_file"]
