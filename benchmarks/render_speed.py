@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -15,16 +17,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_scene import sphere_scene  # noqa: E402
+from render_scene import SCENES  # noqa: E402
 
-from shrn_core.render import create_context, interpolate, rasterize  # noqa: E402
+from shrn_core.render import create_context, interpolate, rasterize, refresh_rast  # noqa: E402
 
-CASES = [  # (icosphere subdivisions -> triangles, resolution, batch)
-    (4, 256, 1),   # 5k triangles
-    (5, 256, 1),   # 20k
-    (5, 512, 1),
-    (6, 512, 1),   # 82k
-    (5, 512, 4),
+CASES = [  # (scene, resolution, batch)
+    ("sphere20k", 256, 1),
+    ("sphere20k", 512, 1),
+    ("surface35k", 256, 1),
+    ("surface35k", 512, 1),
+    ("sphere82k", 512, 1),
+    ("surface35k", 256, 4),
 ]
 
 
@@ -33,8 +36,8 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_case(ctx, subdivisions, resolution, batch, repeats):
-    pos, tri, colours = sphere_scene(subdivisions, resolution, batch, device=ctx.device)
+def time_case(ctx, scene, resolution, batch, repeats):
+    pos, tri, colours = SCENES[scene](resolution, batch, ctx.device)
     pos.requires_grad_(True)
     colours.requires_grad_(True)
 
@@ -49,37 +52,52 @@ def time_case(ctx, subdivisions, resolution, batch, repeats):
             rast, _ = rasterize(ctx, pos, tri, (resolution, resolution))
             interpolate(colours, rast, tri)
 
+    def refresh_step(rast):
+        image, _ = interpolate(colours, refresh_rast(ctx, pos, tri, rast), tri)
+        image.square().sum().backward()
+
     rast = step()
     forward_only()
     timings = {}
-    for name, fn in (("forward_ms", forward_only), ("fwd_bwd_ms", step)):
-        sync(ctx.device)
-        start = time.perf_counter()
+    for name, fn in (("forward", forward_only), ("fwd_bwd", step), ("refresh_fwd_bwd", lambda: refresh_step(rast))):
+        samples = []
         for _ in range(repeats):
+            sync(ctx.device)
+            start = time.perf_counter()
             fn()
-        sync(ctx.device)
-        timings[name] = 1000 * (time.perf_counter() - start) / repeats
+            sync(ctx.device)
+            samples.append(1000 * (time.perf_counter() - start))
+        timings[f"{name}_ms_median"] = round(statistics.median(samples), 2)
+        timings[f"{name}_ms_min"] = round(min(samples), 2)
     covered = float((rast[..., 3] > 0).float().mean())
-    return {"triangles": int(tri.shape[0]), "resolution": resolution, "batch": batch,
-            "covered_fraction": round(covered, 3), **{k: round(v, 2) for k, v in timings.items()}}
+    return {"scene": scene, "triangles": int(tri.shape[0]), "resolution": resolution, "batch": batch,
+            "covered_fraction": round(covered, 3), **timings}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ctx = create_context("torch", args.device)
+    load_before = os.getloadavg()[0]
     rows = [time_case(ctx, *case, args.repeats) for case in CASES]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch backend on {ctx.device} ({torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()})")
-    print(f"{'triangles':>9} {'res':>5} {'B':>2} {'covered':>8} {'fwd ms':>8} {'fwd+bwd ms':>11}")
+    load = round(max(load_before, os.getloadavg()[0]), 2)
+    print(f"torch backend on {ctx.device} ({torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"Python {platform.python_version()}, load average {load}); times in ms, median (min) of {args.repeats}")
+    print(f"{'scene':>11} {'tris':>6} {'res':>4} {'B':>2} {'cover':>6} {'forward':>15} {'fwd+bwd':>15} {'refresh+bwd':>15}")
     for r in rows:
-        print(f"{r['triangles']:>9} {r['resolution']:>5} {r['batch']:>2} {r['covered_fraction']:>8} {r['forward_ms']:>8} {r['fwd_bwd_ms']:>11}")
+        cells = [f"{r[f'{k}_ms_median']} ({r[f'{k}_ms_min']})" for k in ("forward", "fwd_bwd", "refresh_fwd_bwd")]
+        print(f"{r['scene']:>11} {r['triangles']:>6} {r['resolution']:>4} {r['batch']:>2} {r['covered_fraction']:>6} "
+              f"{cells[0]:>15} {cells[1]:>15} {cells[2]:>15}")
     print(f"peak RSS {peak_mb:.0f} MB")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"device": str(ctx.device), "threads": torch.get_num_threads(),
+        Path(args.json_out).write_text(json.dumps({"device": str(ctx.device), "threads": torch.get_num_threads(), "load_average": load,
                                                    "torch": torch.__version__, "cases": rows, "peak_rss_mb": round(peak_mb)}, indent=2))
 
 

@@ -233,16 +233,20 @@ def _triangle_setup(pos, tri, height, width):
         s_c.append(ex * (half - sy[j]) - ey * (half - sx[j]))
     area = s_c[0] + s_c[1] + s_c[2]  # twice the signed snapped area
 
-    sign = torch.where(regular, torch.sign(area), torch.sign(det))
+    any_straddling = bool(straddling.any())
+    sign = torch.where(regular, torch.sign(area), torch.sign(det)) if any_straddling else torch.sign(area)
     edges_a, edges_b, edges_c = [], [], []
     for i in range(3):
-        ea = torch.where(regular, s_a[i], h_a[i]) * sign
-        eb = torch.where(regular, s_b[i], h_b[i]) * sign
-        ec = torch.where(regular, s_c[i], h_c[i]) * sign
+        ea, eb, ec = s_a[i] * sign, s_b[i] * sign, s_c[i] * sign
         top_left = (ea > 0) | ((ea == 0) & (eb > 0))
+        ec = ec - (~top_left).double()  # integer edges: e > 0  <=>  e - 1 >= 0
+        if any_straddling:
+            ea = torch.where(regular, ea, h_a[i] * sign)
+            eb = torch.where(regular, eb, h_b[i] * sign)
+            ec = torch.where(regular, ec, h_c[i] * sign)
         edges_a.append(ea)
         edges_b.append(eb)
-        edges_c.append(ec - (regular & ~top_left).double())  # integer edges: e > 0  <=>  e - 1 >= 0
+        edges_c.append(ec)
 
     row0 = torch.where(regular, torch.ceil((sy.amin(0) - half) / SUBPIXEL), 0.0).clamp_(min=0)
     row1 = torch.where(regular, torch.floor((sy.amax(0) - half) / SUBPIXEL), height - 1.0).clamp_(max=height - 1)
