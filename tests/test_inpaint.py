@@ -13,7 +13,7 @@ import scipy.sparse.linalg as spl
 from shrn_core.errors import InputError
 from shrn_core.formats.image import read_image, read_image_raw, write_image
 from shrn_core.inpaint import inpaint, inpaint_with_report
-from shrn_core.inpaint.poisson import build_problem, harmonic_fill, poisson_fill, solve
+from shrn_core.inpaint.poisson import build_problem, poisson_fill, solve
 from shrn_core.inpaint.symmetry import mesh_points, mirror_map
 
 
@@ -60,7 +60,7 @@ def test_poisson_solver_matches_direct_factorisation():
     mask[30:68, 40:80] = True
     guide = rng.random((70, 90, 3)).astype(np.float32)
     valid = rng.random((70, 90)) > 0.3
-    problem = build_problem(image, mask, guide, valid)
+    problem = build_problem(image, mask, guide, valid, dtype=np.float64)
     exact = spl.splu(problem.matrix.tocsc()).solve(problem.rhs)
     approx = solve(problem, tolerance=1e-8, max_iterations=200)
     assert np.abs(approx - exact).max() < 1e-5
@@ -71,7 +71,7 @@ def test_harmonic_fill_reproduces_a_linear_ramp():
     ramp = np.stack([xx / 100, yy / 80, (xx + yy) / 180], axis=2)
     mask = np.zeros((80, 100), bool)
     cv2.circle(mask.view(np.uint8), (50, 40), 25, 1, -1)
-    filled = harmonic_fill(np.where(mask[:, :, None], 0.0, ramp).astype(np.float32), mask, tolerance=1e-7)
+    filled = poisson_fill(np.where(mask[:, :, None], 0.0, ramp).astype(np.float32), mask, tolerance=1e-7, dtype=np.float64)
     assert np.abs(filled - ramp)[mask].max() < 1e-4
 
 
@@ -82,7 +82,7 @@ def test_poisson_fill_with_offset_guide_restores_the_original():
     mask[15:45, 20:50] = True
     guide = original + 0.3  # same texture, wrong brightness: the blend must remove the offset
     damaged = np.where(mask[:, :, None], 1.0, original).astype(np.float32)
-    filled = poisson_fill(damaged, mask, guide, np.ones_like(mask), tolerance=1e-8)
+    filled = poisson_fill(damaged, mask, guide, np.ones_like(mask), tolerance=1e-8, dtype=np.float64)
     assert np.abs(filled - original)[mask].max() < 1e-4
 
 

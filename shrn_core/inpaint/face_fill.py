@@ -23,7 +23,7 @@ from ..face.types import Face
 from .base import INPAINTERS, FillResult, Inpainter
 from .masks import face_hull
 from .poisson import poisson_fill
-from .symmetry import mirror_map
+from .symmetry import MirrorMapper
 
 log = logging.getLogger("shrn.inpaint")
 
@@ -32,14 +32,17 @@ GAIN_RANGE = (0.5, 2.0)
 GAIN_WORK_SIZE = 96  # the gain is smooth: estimate it with the face about this many pixels wide
 SOURCE_MARGIN = 2  # px: mirrored samples keep this far from occluded pixels (bilinear footprint, soft edges)
 WHOLE_FACE_COVERAGE = 0.9
+RING_FRACTION = 0.006  # of the face width: pixels this close outside the mask are not trusted as boundary
 
 
 class FaceSymmetryInpainter(Inpainter):
     name = "face"
     needs_face = True
 
-    def __init__(self, tolerance: float = 1e-3):
+    def __init__(self, tolerance: float = 1e-3, ring: float | None = None, face_barrier: bool = True):
         self.tolerance = float(tolerance)
+        self.ring = ring
+        self.face_barrier = bool(face_barrier)
 
     def fill(self, rgb: np.ndarray, mask: np.ndarray, face: Face | None, bit_depth: int) -> FillResult:
         warnings: list[str] = []
@@ -48,55 +51,90 @@ class FaceSymmetryInpainter(Inpainter):
             filled = poisson_fill(rgb, mask, tolerance=self.tolerance)
             return FillResult(filled, {"method": "diffusion", "mirror_fraction": 0.0}, warnings)
 
-        hull = face_hull(face.landmarks, mask.shape)
+        landmarks = np.asarray(face.landmarks)
+        hull = face_hull(landmarks, mask.shape)
         coverage = float((mask & hull).sum() / max(hull.sum(), 1))
         if coverage >= WHOLE_FACE_COVERAGE:
             warnings.append(f"mask covers {coverage:.0%} of the face: little to mirror, mostly a diffusion guess")
+        face_width = float(np.ptp(landmarks[:468, 0]) or 1.0)
+        ring = self.ring if self.ring is not None else RING_FRACTION * face_width
+        hole = _dilate(mask, ring) if ring >= 1 else mask  # the ring just outside the mask is not trusted
+        occluded = _dilate(hole, SOURCE_MARGIN)
+        seam = _dilate(hole, 1)  # guidance is needed across the seam too
+        ys, xs = np.nonzero(seam.any(axis=1))[0], np.nonzero(seam.any(axis=0))[0]
+        box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+        origin = np.array([box[1].start, box[0].start])
 
-        occluded = cv2.dilate(mask.astype(np.uint8), np.ones((2 * SOURCE_MARGIN + 1,) * 2, np.uint8)) > 0
-        # sources are needed in the hole and one pixel around it (guidance across the seam), and
-        # across the whole face for the illumination statistics
-        ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        mirror = mirror_map(face.landmarks, mask.shape, hull | ring, occluded)
-        defined = mirror.defined
-        mirrored = cv2.remap(rgb, np.nan_to_num(mirror.source_x, nan=-1), np.nan_to_num(mirror.source_y, nan=-1),
-                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        gain = illumination_gain(rgb, mirrored, defined & ~occluded, face)
+        mapper = MirrorMapper(landmarks, mask.shape)
+        py, px = np.nonzero(seam[box])
+        sx, sy = mapper.sources(py + origin[1], px + origin[0], occluded)
+        box_shape = seam[box].shape
+        map_x = np.full(box_shape, -1, np.float32)
+        map_y = np.full(box_shape, -1, np.float32)
+        defined = np.zeros(box_shape, bool)
+        found = np.isfinite(sx)
+        map_x[py[found], px[found]] = sx[found]
+        map_y[py[found], px[found]] = sy[found]
+        defined[py[found], px[found]] = True
+        mirrored = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        gain = illumination_gain(rgb, hull & ~occluded, mapper, face_width, box)
         guide = mirrored * gain
-        guide_valid = defined
 
-        initial = np.where(defined[:, :, None], guide, 0).astype(np.float32)
-        filled = poisson_fill(rgb, mask, guide, guide_valid, initial=_initial_guess(rgb, mask, initial, defined),
-                              tolerance=self.tolerance)
+        local = np.ascontiguousarray(rgb[box])
+        local_hole = hole[box]
+        start = _initial_guess(local, local_hole, guide, defined)
+        filled_box = poisson_fill(local, local_hole, guide, defined, initial=start, tolerance=self.tolerance,
+                                  regions=hull[box] if self.face_barrier else None)
+        filled = rgb.copy()
+        filled[box] = filled_box
         masked = int(mask.sum())
-        mirror_fraction = float((defined & mask).sum() / max(masked, 1))
+        mirror_fraction = float((defined & mask[box]).sum() / max(masked, 1))
         info = {"method": "mirror+poisson", "mirror_fraction": round(mirror_fraction, 4),
-                "face_coverage": round(coverage, 4)}
+                "face_coverage": round(coverage, 4), "ring_px": round(float(ring), 2)}
         return FillResult(filled, info, warnings)
 
 
-def illumination_gain(rgb: np.ndarray, mirrored: np.ndarray, pairs: np.ndarray, face: Face) -> np.ndarray:
-    """HxWx3 gain so that ``gain * mirrored`` matches the local brightness and colour of each side."""
-    points = np.asarray(face.landmarks)[:468, :2]
-    face_width = float(np.ptp(points[:, 0]) or 1.0)
-    factor = min(1.0, GAIN_WORK_SIZE / face_width)
-    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+def illumination_gain(rgb: np.ndarray, pairs_allowed: np.ndarray, mapper: MirrorMapper, face_width: float,
+                      box: tuple[slice, slice]) -> np.ndarray:
+    """Gain (box-sized, HxWx3) so that ``gain * mirrored`` matches the local brightness and colour there.
+
+    Estimated on a coarse grid of face pixels (the gain is smooth): for every grid pixel whose mirror
+    is visible too, the Gaussian-weighted sums of its colour and of its mirror's colour are compared.
+    """
+    stride = max(1, int(round(face_width / GAIN_WORK_SIZE)))
+    height, width = rgb.shape[:2]
+    gy, gx = np.arange(0, height, stride), np.arange(0, width, stride)
+    grid_y, grid_x = np.meshgrid(gy, gx, indexing="ij")
+    allowed = pairs_allowed[grid_y, grid_x]
+    sx, sy = mapper.sources(grid_y[allowed], grid_x[allowed], ~pairs_allowed)
+    pairs = np.zeros(grid_y.shape, bool)
+    pairs[allowed] = np.isfinite(sx)
+    box_h, box_w = box[0].stop - box[0].start, box[1].stop - box[1].start
+    if pairs.sum() < 8:
+        return np.ones((box_h, box_w, 3), np.float32)
+    map_x = np.full(grid_y.shape, -1, np.float32)
+    map_y = np.full(grid_y.shape, -1, np.float32)
+    map_x[allowed], map_y[allowed] = np.nan_to_num(sx, nan=-1), np.nan_to_num(sy, nan=-1)
+    other = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    own = rgb[grid_y, grid_x]
     weight = pairs.astype(np.float32)[:, :, None]
-    own = cv2.resize(rgb * weight, size, interpolation=cv2.INTER_AREA)
-    other = cv2.resize(mirrored * weight, size, interpolation=cv2.INTER_AREA)
-    sigma = GAIN_SIGMA * face_width * factor
-    own = cv2.GaussianBlur(own, (0, 0), sigma)
-    other = cv2.GaussianBlur(other, (0, 0), sigma)
-    if not pairs.any():
-        return np.ones_like(rgb)
-    overall = (rgb[pairs].mean(axis=0) + 1e-4) / (mirrored[pairs].mean(axis=0) + 1e-4)
+    sigma = GAIN_SIGMA * face_width / stride
+    own_sum = cv2.GaussianBlur(own * weight, (0, 0), sigma)
+    other_sum = cv2.GaussianBlur(other * weight, (0, 0), sigma)
+    support = cv2.GaussianBlur(weight[:, :, 0], (0, 0), sigma)
+    overall = (own[pairs].mean(axis=0) + 1e-4) / (other[pairs].mean(axis=0) + 1e-4)
     # where few pairs are near, the ratio of two tiny sums is noise: pull it towards the face-wide ratio
-    support = cv2.GaussianBlur(cv2.resize(weight[:, :, 0], size, interpolation=cv2.INTER_AREA), (0, 0), sigma)
     confidence = np.clip(support / (support.max() * 0.05 + 1e-9), 0, 1)[:, :, None]
-    local = (own + 1e-4) / (other + 1e-4)
-    gain = confidence * local + (1 - confidence) * overall
+    gain = confidence * (own_sum + 1e-4) / (other_sum + 1e-4) + (1 - confidence) * overall
     gain = np.clip(gain, *GAIN_RANGE).astype(np.float32)
-    return cv2.resize(gain, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    # grid cell (i, j) sits at pixel (i * stride, j * stride)
+    yy, xx = np.mgrid[box[0], box[1]].astype(np.float32) / stride
+    return cv2.remap(gain, xx, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    size = 2 * int(round(radius)) + 1
+    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
 
 
 def _initial_guess(rgb: np.ndarray, mask: np.ndarray, guide: np.ndarray, defined: np.ndarray) -> np.ndarray:

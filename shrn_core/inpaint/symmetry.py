@@ -89,54 +89,70 @@ def global_symmetry(points: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
     return solution.T, residual
 
 
+class MirrorMapper:
+    """Mirror sources of arbitrary pixels of one photo (the mesh raster and fits are computed once)."""
+
+    def __init__(self, landmarks: np.ndarray, shape: tuple[int, int]):
+        topo = load_topology()
+        self.triangles, self.mirror = topo.triangles, topo.mirror
+        self.shape = shape[:2]
+        points = mesh_points(landmarks)
+        self.ids = rasterize_triangle_ids(points, self.triangles, shape)
+        self.face_width = float(np.ptp(points[:, 0]) or 1.0)
+        self.affines = triangle_affines(points, self.triangles, self.mirror)
+        symmetry, residual = global_symmetry(points, self.mirror)
+        self.symmetry = symmetry if residual <= MAX_GLOBAL_RESIDUAL * self.face_width else None
+        self._distance = None
+
+    def sources(self, ys: np.ndarray, xs: np.ndarray, occluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Source (x, y) of each pixel (cv2 coordinates), NaN where its mirror is not visible."""
+        height, width = self.shape
+        tri = self.ids[ys, xs]
+        sx = np.full(len(ys), np.nan)
+        sy = np.full(len(ys), np.nan)
+        on_mesh = tri >= 0
+        a = self.affines[tri[on_mesh]]
+        px, py = xs[on_mesh].astype(np.float64), ys[on_mesh].astype(np.float64)
+        sx[on_mesh] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
+        sy[on_mesh] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+        if self.symmetry is not None:
+            off = ~on_mesh
+            off[off] = self._near_mesh(ys[off], xs[off])
+            m = self.symmetry
+            sx[off] = m[0, 0] * xs[off] + m[0, 1] * ys[off] + m[0, 2]
+            sy[off] = m[1, 0] * xs[off] + m[1, 1] * ys[off] + m[1, 2]
+
+        usable = np.isfinite(sx) & (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
+        ix = np.clip(np.rint(np.nan_to_num(sx)), 0, width - 1).astype(np.int64)
+        iy = np.clip(np.rint(np.nan_to_num(sy)), 0, height - 1).astype(np.int64)
+        usable &= ~occluded[iy, ix]
+        # self-occlusion: a mesh pixel's source must show the mirrored triangle or a neighbour of it
+        seen = self.ids[iy, ix]
+        mesh_usable = usable & on_mesh
+        wanted = self.mirror[self.triangles[tri[mesh_usable]]]  # (n, 3)
+        shown = self.triangles[np.maximum(seen[mesh_usable], 0)]  # (n, 3)
+        shares = (wanted[:, :, None] == shown[:, None, :]).any(axis=(1, 2)) & (seen[mesh_usable] >= 0)
+        usable[np.flatnonzero(mesh_usable)[~shares]] = False
+        # an off-mesh pixel must map off the mesh too (else the global fit is sending it onto the face)
+        usable[~on_mesh] &= seen[~on_mesh] < 0
+        sx[~usable] = np.nan
+        sy[~usable] = np.nan
+        return sx, sy
+
+    def _near_mesh(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        if self._distance is None:  # at quarter resolution: the band is tens of pixels wide
+            off_mesh = (self.ids[::4, ::4] < 0).astype(np.uint8)
+            self._distance = cv2.distanceTransform(off_mesh, cv2.DIST_L2, 3) * 4
+        return self._distance[ys // 4, xs // 4] <= OUTSIDE_BAND * self.face_width
+
+
 def mirror_map(landmarks: np.ndarray, shape: tuple[int, int], region: np.ndarray, occluded: np.ndarray) -> MirrorMap:
     """Mirror sources for the pixels of ``region`` whose mirrored position is visible (not ``occluded``)."""
-    topo = load_topology()
-    height, width = shape[:2]
-    points = mesh_points(landmarks)
-    ids = rasterize_triangle_ids(points, topo.triangles, shape)
-    face_width = float(np.ptp(points[:, 0]) or 1.0)
-
+    mapper = MirrorMapper(landmarks, shape)
     ys, xs = np.nonzero(region)
-    tri = ids[ys, xs]
-    sx = np.full(len(ys), np.nan)
-    sy = np.full(len(ys), np.nan)
-    on_mesh = tri >= 0
-    affines = triangle_affines(points, topo.triangles, topo.mirror)
-    a = affines[tri[on_mesh]]
-    px, py = xs[on_mesh].astype(np.float64), ys[on_mesh].astype(np.float64)
-    sx[on_mesh] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
-    sy[on_mesh] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
-
-    symmetry, residual = global_symmetry(points, topo.mirror)
-    if residual <= MAX_GLOBAL_RESIDUAL * face_width:
-        off = ~on_mesh & _near_mesh(ids, ys, xs, OUTSIDE_BAND * face_width)
-        sx[off] = symmetry[0, 0] * xs[off] + symmetry[0, 1] * ys[off] + symmetry[0, 2]
-        sy[off] = symmetry[1, 0] * xs[off] + symmetry[1, 1] * ys[off] + symmetry[1, 2]
-
-    usable = np.isfinite(sx) & (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
-    ix = np.clip(np.rint(np.nan_to_num(sx)), 0, width - 1).astype(np.int64)
-    iy = np.clip(np.rint(np.nan_to_num(sy)), 0, height - 1).astype(np.int64)
-    usable &= ~occluded[iy, ix]
-    # self-occlusion: a mesh pixel's source must show the mirrored triangle or a neighbour of it
-    seen = ids[iy, ix]
-    mesh_usable = usable & on_mesh
-    wanted = topo.mirror[topo.triangles[tri[mesh_usable]]]  # (n, 3)
-    shown = topo.triangles[np.maximum(seen[mesh_usable], 0)]  # (n, 3)
-    shares = (wanted[:, :, None] == shown[:, None, :]).any(axis=(1, 2)) & (seen[mesh_usable] >= 0)
-    usable[np.flatnonzero(mesh_usable)[~shares]] = False
-    # an off-mesh pixel must map off the mesh too (else the global fit is sending it onto the face)
-    usable[~on_mesh] &= seen[~on_mesh] < 0
-
+    sx, sy = mapper.sources(ys, xs, occluded)
     source_x = np.full(shape[:2], np.nan, np.float32)
     source_y = np.full(shape[:2], np.nan, np.float32)
-    source_x[ys[usable], xs[usable]] = sx[usable]
-    source_y[ys[usable], xs[usable]] = sy[usable]
-    return MirrorMap(source_x, source_y, ids)
-
-
-def _near_mesh(ids: np.ndarray, ys: np.ndarray, xs: np.ndarray, band: float) -> np.ndarray:
-    """For each (y, x): within ``band`` pixels of the rasterised mesh."""
-    outside = (ids < 0).astype(np.uint8)
-    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
-    return distance[ys, xs] <= band
+    source_x[ys, xs] = sx
+    source_y[ys, xs] = sy
+    return MirrorMap(source_x, source_y, mapper.ids)
