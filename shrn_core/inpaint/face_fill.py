@@ -39,7 +39,12 @@ class FaceSymmetryInpainter(Inpainter):
     name = "face"
     needs_face = True
 
-    def __init__(self, tolerance: float = 1e-3, ring: float | None = None, face_barrier: bool = True):
+    def __init__(self, tolerance: float = 1e-3, ring: float | None = None, face_barrier: bool = True,
+                 mirror: bool = True):
+        """``ring``: px outside the mask not trusted as boundary (default 0.6% of the face width);
+        ``face_barrier``: keep background colours from diffusing into the face; ``mirror=False``
+        skips the mirroring (diffusion only, for ablations)."""
+        self.mirror = bool(mirror)
         self.tolerance = float(tolerance)
         self.ring = ring
         self.face_barrier = bool(face_barrier)
@@ -72,7 +77,7 @@ class FaceSymmetryInpainter(Inpainter):
         map_x = np.full(box_shape, -1, np.float32)
         map_y = np.full(box_shape, -1, np.float32)
         defined = np.zeros(box_shape, bool)
-        found = np.isfinite(sx)
+        found = np.isfinite(sx) & self.mirror
         map_x[py[found], px[found]] = sx[found]
         map_y[py[found], px[found]] = sy[found]
         defined[py[found], px[found]] = True
@@ -89,7 +94,7 @@ class FaceSymmetryInpainter(Inpainter):
         filled[box] = filled_box
         masked = int(mask.sum())
         mirror_fraction = float((defined & mask[box]).sum() / max(masked, 1))
-        info = {"method": "mirror+poisson", "mirror_fraction": round(mirror_fraction, 4),
+        info = {"method": "mirror+poisson" if self.mirror else "diffusion", "mirror_fraction": round(mirror_fraction, 4),
                 "face_coverage": round(coverage, 4), "ring_px": round(float(ring), 2)}
         return FillResult(filled, info, warnings)
 
