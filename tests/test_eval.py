@@ -234,3 +234,14 @@ def test_bad_inputs(pair, tmp_path):
         evaluate(pred, tmp_path / "junk.ply")
     with pytest.raises(InputError, match="unknown eval protocol"):
         evaluate(pred, scan, protocol="nope")
+
+
+def test_reads_meshes_written_by_shrn_reconstruct(pair, tmp_path, now_result):
+    from shrn_core.formats import mesh as shrn_mesh
+
+    pred = read_mesh(pair["pred"])
+    uvs = np.random.default_rng(0).random((len(pred.vertices), 2))
+    path = shrn_mesh.write_obj(tmp_path / "face.obj", pred.vertices, pred.faces, uvs=uvs, mtl_name="face.mtl")
+    assert read_mesh(path).topology == "mediapipe468"  # landmarks come from the topology ("auto")
+    result = evaluate(path, pair["scan"])
+    assert result.stats.median == pytest.approx(now_result.stats.median, rel=1e-3)
