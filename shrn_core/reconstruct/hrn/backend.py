@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional, Sequence
 
+import cv2
 import torch
 
 from ...device import resolve_device
@@ -29,7 +30,7 @@ class HRNBackend:
     ``images``: paths or HxWx3 uint8 RGB arrays; ``masks``: HxW uint8 occlusion masks (255 =
     occluded) or None; ``faces``: ``Face`` or ``FaceAnalysis`` of each image. Options (dict):
     ``multi_view`` (fit all images jointly with MV-HRN, else they must be one image),
-    ``mv_iterations`` (50), ``renders`` (True: overlays), ``image_paths``, ``texture`` ("photo":
+    ``mv_iterations`` (50), ``levels``, ``progress``, ``renders`` (True: overlays), ``image_paths``, ``texture`` ("photo":
     the photo divided by the fitted shading where the face is visible, HRN's de-retouched albedo
     elsewhere; "albedo": HRN's de-retouched albedo everywhere it is seen).
     """
@@ -38,9 +39,10 @@ class HRNBackend:
 
     def __init__(self, assets: Any = None, device: str | torch.device = "auto", render_backend: str = "auto",
                  uv_size: int = UV_SIZE, hd_size: int = HD_SIZE, retouch_size: int = 512,
-                 model: Optional[HRNModel] = None, **_ignored):
+                 texture_size: Optional[int] = None, model: Optional[HRNModel] = None, **_ignored):
         self.device = resolve_device(device)
         self.hd_size = hd_size
+        self.texture_size = int(texture_size) if texture_size else None
         if model is None:
             paths = resolve_assets(assets)
             bfm = BFMModel(load_bfm_arrays(paths), uv_size)
@@ -151,10 +153,13 @@ class HRNBackend:
         coeffs = {k: v[ref].detach().cpu().numpy() for k, v in state.coeffs.items()}
         # shrn's UV maps put texel row 0 at v = 0 (the writers flip them for image files)
         albedo = fill_albedo(texture, state.albedo[ref], tex_weight.clamp(max=1.0))[::-1].copy()
+        if self.texture_size and self.texture_size != albedo.shape[0]:
+            size = (self.texture_size, self.texture_size)
+            albedo = cv2.resize(albedo, size, interpolation=cv2.INTER_AREA if size[0] < albedo.shape[0] else cv2.INTER_LINEAR)
         displacement_mm = (displacement[0] * DECIMETRE_TO_MM).cpu().numpy().astype("float32")[::-1].copy()
         return Reconstruction(
             levels=levels, albedo=albedo, views=view_results, backend="hrn",
-            landmark_vertex_ids=landmark_vertex_ids(model), displacement=displacement_mm if stop >= 2 else None,
+            landmark_vertex_ids=landmark_vertex_ids(model, list(levels)[-1]), displacement=displacement_mm if stop >= 2 else None,
             info={"coefficients": {k: v.tolist() for k, v in coeffs.items()}, "units": "mm",
                   "uv_size": model.bfm.uv.size})
 

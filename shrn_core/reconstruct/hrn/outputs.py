@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from ...errors import NumericalError
 from ...face.landmark_sets import LANDMARKS_68
@@ -60,10 +61,17 @@ def sh_lighting(gamma: torch.Tensor) -> np.ndarray:
     return (_np(gamma).reshape(3, 9) + np.asarray(INIT_LIGHT)).T.astype(np.float32)
 
 
-def landmark_vertex_ids(model: HRNModel) -> np.ndarray:
-    """Vertex of each of mediapipe's 478 landmarks where the BFM has one (its 68 keypoints), else -1."""
+def landmark_vertex_ids(model: HRNModel, final_level: str) -> np.ndarray:
+    """Vertex of the final level's mesh for each of mediapipe's 478 landmarks where the BFM has one
+    (its 68 keypoints), else -1. On the dense fine mesh: the vertex of the texel nearest in UV."""
+    keypoints = _np(model.bfm.keypoints).astype(np.int64)
+    if final_level == "fine":
+        uv = model.bfm.uv
+        covered = _np(uv.covered.reshape(-1)).astype(bool)
+        centres = _np(uv.texel_uvs())[covered]
+        _, keypoints = cKDTree(centres).query(_np(model.bfm.uvs)[keypoints])
     ids = np.full(478, -1, np.int64)
-    ids[LANDMARKS_68] = _np(model.bfm.keypoints).astype(np.int64)
+    ids[LANDMARKS_68] = keypoints
     return ids
 
 
