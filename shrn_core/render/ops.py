@@ -184,7 +184,7 @@ def _check_rasterize_inputs(pos, tri, resolution) -> tuple[int, int]:
         raise InputError(f"resolution must be (height, width), got {resolution!r}") from None
     if height <= 0 or width <= 0 or height > 16384 or width > 16384:
         raise InputError(f"resolution must be positive (at most 16384), got {(height, width)}")
-    if not torch.isfinite(pos).all():
+    if not torch.isfinite(pos.detach().sum()):  # one reduction; NaN/inf anywhere makes the sum non-finite
         from ..errors import NumericalError  # noqa: PLC0415
         raise NumericalError("rasterize got NaN or infinite vertex positions")
     return height, width

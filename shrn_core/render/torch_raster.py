@@ -199,8 +199,8 @@ def _triangle_setup(pos, tri, height, width):
     x32, y32, z32, w32 = corners.unbind(1)  # each (3, T)
     x, y, z, w = x32.double(), y32.double(), z32.double(), w32.double()
     in_front = w > 0
-    regular = in_front.all(0)
-    straddling = in_front.any(0) & ~regular
+    regular = in_front[0] & in_front[1] & in_front[2]
+    straddling = (in_front[0] | in_front[1] | in_front[2]) & ~regular
 
     # 2D-homogeneous edge functions e_i = (v_j x v_k) . (fx, fy, 1), v = (x, y, w), fx = (2 px + 1) / W - 1:
     # exact perspective-correct barycentric weights up to a common factor, valid for any w.
@@ -215,15 +215,15 @@ def _triangle_setup(pos, tri, height, width):
         h_c.append(cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz)
         if i == 0:
             det = x[0] * cx + y[0] * cy + w[0] * cz
-    forms = [sum(q[i] * h[i] for i in range(3)) for q in (z, w) for h in (h_a, h_b, h_c)]  # z_a, z_b, z_c, w_a, ...
+    forms = [q[0] * h[0] + q[1] * h[1] + q[2] * h[2] for q in (z, w) for h in (h_a, h_b, h_c)]  # z_a, z_b, z_c, w_a, ...
 
     # Regular triangles: screen coordinates snapped to 1/16 pixel (in float32 like nvdiffrast) and
     # exact integer edge functions, with a tie-break so that a pixel centre on an edge shared by two
     # triangles goes to exactly one of them.
     half = SUBPIXEL // 2
-    w_safe = torch.where(in_front, w32, 1.0)
-    sx = torch.round((x32 / w_safe * (width * half)).clamp_(-2**30, 2**30)).double() + width * half
-    sy = torch.round((y32 / w_safe * (height * half)).clamp_(-2**30, 2**30)).double() + height * half
+    rcp = 1 / torch.where(in_front, w32, 1.0)
+    sx = torch.round((x32 * rcp * (width * half)).clamp_(-2**30, 2**30)).double() + width * half
+    sy = torch.round((y32 * rcp * (height * half)).clamp_(-2**30, 2**30)).double() + height * half
     s_a, s_b, s_c = [], [], []
     for i in range(3):
         j, k = (i + 1) % 3, (i + 2) % 3
@@ -248,10 +248,10 @@ def _triangle_setup(pos, tri, height, width):
         edges_b.append(eb)
         edges_c.append(ec)
 
-    row0 = torch.where(regular, torch.ceil((sy.amin(0) - half) / SUBPIXEL), 0.0).clamp_(min=0)
-    row1 = torch.where(regular, torch.floor((sy.amax(0) - half) / SUBPIXEL), height - 1.0).clamp_(max=height - 1)
-    col0 = torch.where(regular, torch.ceil((sx.amin(0) - half) / SUBPIXEL), 0.0).clamp_(min=0)
-    col1 = torch.where(regular, torch.floor((sx.amax(0) - half) / SUBPIXEL), width - 1.0).clamp_(max=width - 1)
+    row0 = torch.where(regular, torch.ceil((_min3(sy) - half) / SUBPIXEL), 0.0).clamp_(min=0)
+    row1 = torch.where(regular, torch.floor((_max3(sy) - half) / SUBPIXEL), height - 1.0).clamp_(max=height - 1)
+    col0 = torch.where(regular, torch.ceil((_min3(sx) - half) / SUBPIXEL), 0.0).clamp_(min=0)
+    col1 = torch.where(regular, torch.floor((_max3(sx) - half) / SUBPIXEL), width - 1.0).clamp_(max=width - 1)
     keep = ((regular & (area != 0)) | (straddling & (det != 0))) & (row1 >= row0) & (col1 >= col0)
     index = torch.nonzero(keep).squeeze(1)
     flat = torch.arange(batch * faces, device=pos.device, dtype=torch.float64)
@@ -260,6 +260,14 @@ def _triangle_setup(pos, tri, height, width):
     columns = [c.index_select(0, index) for c in columns]
     rows = (row1.index_select(0, index) - columns[_ROW0] + 1).long()
     return columns, rows
+
+
+def _min3(t):  # (3, T) -> (T,); explicit ops beat a dim-0 reduction on the CPU
+    return torch.minimum(torch.minimum(t[0], t[1]), t[2])
+
+
+def _max3(t):
+    return torch.maximum(torch.maximum(t[0], t[1]), t[2])
 
 
 # the columns returned by _triangle_setup
