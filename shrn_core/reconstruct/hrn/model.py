@@ -73,6 +73,7 @@ class HRNModel(nn.Module):
         self.nets = nets.eval()
         self._render_backend = render_backend
         self._renderer: Optional[HRNRenderer] = None
+        self.cache: dict = {}  # derived constants of the fixed layout (e.g. landmark vertex ids)
 
     @property
     def renderer(self) -> HRNRenderer:

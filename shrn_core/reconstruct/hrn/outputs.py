@@ -64,6 +64,13 @@ def sh_lighting(gamma: torch.Tensor) -> np.ndarray:
 def landmark_vertex_ids(model: HRNModel, final_level: str) -> np.ndarray:
     """Vertex of the final level's mesh for each of mediapipe's 478 landmarks where the BFM has one
     (its 68 keypoints), else -1. On the dense fine mesh: the vertex of the texel nearest in UV."""
+    key = f"landmark_ids_{final_level}"
+    if key not in model.cache:
+        model.cache[key] = _landmark_vertex_ids(model, final_level)
+    return model.cache[key].copy()
+
+
+def _landmark_vertex_ids(model: HRNModel, final_level: str) -> np.ndarray:
     keypoints = _np(model.bfm.keypoints).astype(np.int64)
     if final_level == "fine":
         uv = model.bfm.uv
