@@ -6,8 +6,9 @@ Visibility is resolved without gradients in three vectorised passes:
    rasterizer does), build three integer edge functions per triangle and its row range;
 2. scanline spans: for every (triangle, row) pair the covered pixel columns follow in closed form
    from the three edge half-planes, so only covered pixels ever become fragments;
-3. z-buffer: each fragment's perspective-correct z/w is packed above its triangle index into one
-   int64 and ``scatter_reduce(amin)`` keeps the nearest fragment per pixel.
+3. z-buffer: each fragment's z/w (affine in screen space over a triangle's plane, so one linear form
+   per triangle) is packed above its triangle index into one int64 and ``scatter_reduce(amin)``
+   keeps the nearest fragment per pixel.
 
 Triangles with some vertex behind the eye (w <= 0) are not clipped geometrically; their coverage
 uses 2D-homogeneous edge functions (Olano & Greer 1997), which are exact for such triangles, and
@@ -188,10 +189,10 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, height: int, width: 
 
 
 def _triangle_setup(pos, tri, height, width):
-    """Columns (1D float64 tensors over the kept triangles, see ``_COLUMNS``) of the triangle table:
+    """Columns (1D float64 tensors over the kept triangles, indices below) of the triangle table:
     edge functions e_i = a_i * px + b_i * py + c_i over integer pixel indices, normalised so that the
-    inside is e_i >= 0; linear forms of z and w (in px, py) whose ratio is z/w; the first row and the
-    row count; the flat triangle index b * F + f and the flat index of the item's first pixel."""
+    inside is e_i >= 0; z/w = z_a * px + z_b * py + z_c; the first row; the flat triangle index
+    b * F + f and the flat index of the item's first pixel. Also each kept triangle's row count."""
     batch, faces, verts = pos.shape[0], tri.shape[0], pos.shape[1]
     flat_tri = tri.reshape(-1).unsqueeze(0) + (torch.arange(batch, device=pos.device) * verts).unsqueeze(1)
     corners = pos.reshape(-1, 4).index_select(0, flat_tri.reshape(-1)).float()  # (T * 3, 4)
@@ -202,20 +203,19 @@ def _triangle_setup(pos, tri, height, width):
     regular = in_front[0] & in_front[1] & in_front[2]
     straddling = (in_front[0] | in_front[1] | in_front[2]) & ~regular
 
-    # 2D-homogeneous edge functions e_i = (v_j x v_k) . (fx, fy, 1), v = (x, y, w), fx = (2 px + 1) / W - 1:
-    # exact perspective-correct barycentric weights up to a common factor, valid for any w.
-    h_a, h_b, h_c = [], [], []
-    for i in range(3):
-        j, k = (i + 1) % 3, (i + 2) % 3
-        cx = y[j] * w[k] - w[j] * y[k]
-        cy = w[j] * x[k] - x[j] * w[k]
-        cz = x[j] * y[k] - y[j] * x[k]
-        h_a.append(cx * (2.0 / width))
-        h_b.append(cy * (2.0 / height))
-        h_c.append(cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz)
-        if i == 0:
-            det = x[0] * cx + y[0] * cy + w[0] * cz
-    forms = [q[0] * h[0] + q[1] * h[1] + q[2] * h[2] for q in (z, w) for h in (h_a, h_b, h_c)]  # z_a, z_b, z_c, w_a, ...
+    # z/w is an affine function of the screen position over a triangle's plane: the plane
+    # n . (x, y, z, w) = 0 through the three clip-space vertices (n from 3x3 minors) gives
+    # z/w = -(n_x X + n_y Y + n_w) / n_z at NDC (X, Y), i.e. one linear form in (px, py). n_z is the
+    # 2D-homogeneous determinant det[x, y, w]: zero for degenerate / edge-on triangles.
+    minor_zw = [z[(i + 1) % 3] * w[(i + 2) % 3] - z[(i + 2) % 3] * w[(i + 1) % 3] for i in range(3)]
+    minor_xy = [x[(i + 1) % 3] * y[(i + 2) % 3] - x[(i + 2) % 3] * y[(i + 1) % 3] for i in range(3)]
+    n_x = y[0] * minor_zw[0] + y[1] * minor_zw[1] + y[2] * minor_zw[2]
+    n_y = -(x[0] * minor_zw[0] + x[1] * minor_zw[1] + x[2] * minor_zw[2])
+    det = w[0] * minor_xy[0] + w[1] * minor_xy[1] + w[2] * minor_xy[2]
+    n_w = -(z[0] * minor_xy[0] + z[1] * minor_xy[1] + z[2] * minor_xy[2])
+    scale = -1 / torch.where(det == 0, 1.0, det)
+    forms = [n_x * (scale * (2.0 / width)), n_y * (scale * (2.0 / height)),
+             (n_x * (1.0 / width - 1.0) + n_y * (1.0 / height - 1.0) + n_w) * scale]  # z/w = z_a px + z_b py + z_c
 
     # Regular triangles: screen coordinates snapped to 1/16 pixel (in float32 like nvdiffrast) and
     # exact integer edge functions, with a tie-break so that a pixel centre on an edge shared by two
@@ -241,9 +241,16 @@ def _triangle_setup(pos, tri, height, width):
         top_left = (ea > 0) | ((ea == 0) & (eb > 0))
         ec = ec - (~top_left).double()  # integer edges: e > 0  <=>  e - 1 >= 0
         if any_straddling:
-            ea = torch.where(regular, ea, h_a[i] * sign)
-            eb = torch.where(regular, eb, h_b[i] * sign)
-            ec = torch.where(regular, ec, h_c[i] * sign)
+            # 2D-homogeneous edge functions e_i = (v_j x v_k) . (X, Y, 1) with v = (x, y, w) and
+            # X = (2 px + 1) / W - 1: exact for triangles reaching behind the eye (Olano & Greer).
+            j, k = (i + 1) % 3, (i + 2) % 3
+            cx = y[j] * w[k] - w[j] * y[k]
+            cy = w[j] * x[k] - x[j] * w[k]
+            cz = x[j] * y[k] - y[j] * x[k]
+            h_c = cx * (1.0 / width - 1.0) + cy * (1.0 / height - 1.0) + cz
+            ea = torch.where(regular, ea, cx * (2.0 / width) * sign)
+            eb = torch.where(regular, eb, cy * (2.0 / height) * sign)
+            ec = torch.where(regular, ec, h_c * sign)
         edges_a.append(ea)
         edges_b.append(eb)
         edges_c.append(ec)
@@ -272,8 +279,8 @@ def _max3(t):
 
 # the columns returned by _triangle_setup
 _EDGE_A, _EDGE_B, _EDGE_C = slice(0, 3), slice(3, 6), slice(6, 9)
-_Z_A, _Z_B, _Z_C, _W_A, _W_B, _W_C = 9, 10, 11, 12, 13, 14
-_ROW0, _FLAT, _BASE = 15, 16, 17
+_Z_A, _Z_B, _Z_C = 9, 10, 11
+_ROW0, _FLAT, _BASE = 12, 13, 14
 
 
 def _expand(counts: torch.Tensor):
@@ -305,10 +312,10 @@ def _fragments(setup, height, width):
     counts = torch.where(blocked, 0.0, (upper - lower + 1).clamp_(min=0)).long()
     keep = torch.nonzero(counts).squeeze(1)
     counts = counts.index_select(0, keep)
-    # per span: z and w as linear functions of px, first column, first pixel's flat index, triangle
+    # per span: z/w slope along the row and value at the first pixel, first pixel's flat index, triangle
     span = [
-        pair[_Z_A], pair[_Z_B] * py + pair[_Z_C], pair[_W_A], pair[_W_B] * py + pair[_W_C],
-        lower, pair[_BASE] + py * width + lower, pair[_FLAT],
+        pair[_Z_A].float(), (pair[_Z_A] * lower + pair[_Z_B] * py + pair[_Z_C]).float(),
+        (pair[_BASE] + py * width + lower).long(), pair[_FLAT].long(),
     ]
     span = [c.index_select(0, keep) for c in span]
     ends = torch.cumsum(counts, 0)
@@ -317,15 +324,13 @@ def _fragments(setup, height, width):
         done = int(ends[first - 1]) if first else 0
         last = max(int(torch.searchsorted(ends, done + MAX_FRAGMENTS_PER_CHUNK, right=True)), first + 1)
         span_owner, offset = _expand(counts[first:last])
-        z_slope, z_start, w_slope, w_start, px0, pixel0, triangle = (c[first:last].index_select(0, span_owner) for c in span)
-        offset = offset.double()
-        px = px0 + offset
-        zw = ((z_slope * px + z_start) / (w_slope * px + w_start)).float()
+        z_slope, z_start, pixel0, triangle = (c[first:last].index_select(0, span_owner) for c in span)
+        zw = z_start + z_slope * offset.float()
         inside = (zw >= -1) & (zw <= 1)
         bits = zw.view(torch.int32)
         sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-        key = (sortable.long() << 32) | triangle.long()
-        pixel = (pixel0 + offset).long()
+        key = (sortable.long() << 32) | triangle
+        pixel = pixel0 + offset
         if not bool(inside.all()):
             pixel, key = pixel[inside], key[inside]
         yield pixel, key
