@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -72,7 +73,15 @@ def plan_crop(width: int, height: int, five_points: np.ndarray, lm3d_5: np.ndarr
 
 
 def apply_crop(image: np.ndarray, crop: Crop) -> np.ndarray:
-    """Resize (bicubic) and crop an HxW(xC) uint8 array; outside the photo is zero."""
+    """Resize (bicubic) and crop an HxW(xC) uint8 array; outside the photo is zero.
+
+    Shrinking goes through PIL's antialiased resize of the whole photo, as HRN does; enlarging (a
+    small face) warps only the crop, so a large photo is never blown up in memory."""
+    if crop.scale.max() > 1.0:
+        matrix = crop.affine_to_crop()
+        matrix[:, 2] += 0.5 * crop.scale - 0.5  # continuous -> pixel-index coordinates
+        return cv2.warpAffine(np.ascontiguousarray(image), matrix, (crop.size, crop.size), flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     pil = Image.fromarray(np.ascontiguousarray(image))
     pil = pil.resize(crop.resized, resample=Image.BICUBIC)
     left, top = (int(v) for v in crop.offset)
