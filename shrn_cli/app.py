@@ -12,6 +12,7 @@ from .commands import example as example_cmd
 from .commands import face as face_cmd
 from .commands import inpaint as inpaint_cmd
 from .commands import reconstruct as reconstruct_cmd
+from .commands import run as run_cmd
 from .commands import segment as segment_cmd
 
 app = typer.Typer(
@@ -36,13 +37,14 @@ def main_callback(
     """Each command writes documented intermediate files (docs/formats.md) so stages chain in pipelines."""
 
 
+# In the order a user meets them: help lists commands as registered.
 face_cmd.register(app)
-inpaint_cmd.register(app)
-example_cmd.register(app)
-eval_cmd.register(app)
-reconstruct_cmd.register(app)
 segment_cmd.register(app)
-# Stage commands register themselves here as they land.
+inpaint_cmd.register(app)
+reconstruct_cmd.register(app)
+run_cmd.register(app)
+eval_cmd.register(app)
+example_cmd.register(app)
 
 
 def main() -> None:

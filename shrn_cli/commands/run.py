@@ -31,6 +31,7 @@ def run(
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process a deterministic 1/N of the inputs (cluster arrays)."),
     batch_size: int = typer.Option(1, "--batch-size", help="Images per forward pass on CUDA where a stage supports it."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to use (0 = largest)."),
+    option: List[str] = typer.Option([], "--option", "-O", help="STAGE.KEY=VALUE backend option, e.g. reconstruct.render_size=192 (repeatable)."),
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,
@@ -92,13 +93,14 @@ def run(
 
 
 def _pipeline_options(opts: dict, options_cls):
-    segment_options = {"weights": opts["segment_weights"]} if opts["segment_weights"] else {}
-    inpaint_options = {"weights": opts["inpaint_weights"]} if opts["inpaint_weights"] else {}
-    reconstruct_options = {"levels": opts["levels"]}
+    from shrn_core.pipeline.options import parse_stage_options
+
+    extra = parse_stage_options(opts["option"] or [])
+    segment_options = {**extra["segment"], **({"weights": opts["segment_weights"]} if opts["segment_weights"] else {})}
+    inpaint_options = {**extra["inpaint"], **({"weights": opts["inpaint_weights"]} if opts["inpaint_weights"] else {})}
+    reconstruct_options = {**extra["reconstruct"], "levels": opts["levels"]}
     if opts["assets"]:
         reconstruct_options["assets"] = opts["assets"]
-    if opts["batch_size"] != 1:
-        reconstruct_options["batch_size"] = opts["batch_size"]
     return options_cls(
         segment_backend=opts["segment_backend"], inpaint_backend=opts["inpaint_backend"],
         reconstruct_backend=opts["reconstruct_backend"], segment_options=segment_options,

@@ -26,6 +26,8 @@ def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[Pipelin
     if options.mask is not None and len(paths) != 1:
         raise InputError("--mask names one mask file: give exactly one input image with it")
     engines = Engines(options)
+    if paths:
+        engines.load()  # models load once, before timing starts
     reports = []
     for path in paths:
         report = run_one(path, Path(out) / image_stem(path), options, engines,

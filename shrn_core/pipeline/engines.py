@@ -34,6 +34,10 @@ class Engines:
         self.segmenter()
         if not self.options.skip_inpaint:
             self.inpainter()
+        from ..reconstruct import CALL_OPTIONS, get_backend
+
+        construct = {k: v for k, v in self.options.reconstruct_options.items() if k not in CALL_OPTIONS and v is not None}
+        get_backend(self.options.reconstruct_backend, self.options.device, **construct)
 
     def segmenter(self):
         from ..segment import create_backend

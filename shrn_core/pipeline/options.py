@@ -8,6 +8,28 @@ from typing import Any, Optional
 STAGES = ("face", "segment", "inpaint", "reconstruct")
 
 
+def parse_stage_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["reconstruct.render_size=192", ...]`` -> ``{"reconstruct": {"render_size": 192}, ...}``.
+
+    Values are read as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    from ..errors import InputError
+
+    parsed: dict[str, dict[str, Any]] = {"segment": {}, "inpaint": {}, "reconstruct": {}}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or stage not in parsed or not name:
+            raise InputError(f"--option must look like STAGE.KEY=VALUE with STAGE one of segment, inpaint, "
+                             f"reconstruct; got {item!r}")
+        try:
+            parsed[stage][name.replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed[stage][name.replace("-", "_")] = value
+    return parsed
+
+
 @dataclass
 class PipelineOptions:
     segment_backend: str = "auto"
