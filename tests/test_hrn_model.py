@@ -71,9 +71,18 @@ def test_alignment_puts_the_standard_landmarks_at_hrn_crop_positions(bfm):
     assert np.allclose(back, five, atol=1e-6)
     hd = plan_crop(1400, 900, five, lm3d, 512)
     assert np.abs(hd.to_crop(five) - expected * 512 / 224).max() < 2.5
-    photo = np.zeros((900, 1400, 3), np.uint8)
-    photo[400:440, 680:720] = 255
-    assert apply_crop(photo, crop).shape == (224, 224, 3)
+    # the crop shows the photo where the mapping says, shrinking (PIL) or enlarging (warp) alike
+    for px_per_unit in (370.0, 40.0):
+        five = lm3d[:, :2] * np.array([1, -1]) * px_per_unit + centre
+        crop = plan_crop(1400, 900, five, lm3d, 224)
+        assert (crop.scale.max() > 1) == (px_per_unit < 102)
+        photo = np.zeros((900, 1400, 3), np.uint8)
+        nose = np.round(five[2]).astype(int)
+        photo[nose[1] - 12:nose[1] + 12, nose[0] - 12:nose[0] + 12] = 255
+        cropped = apply_crop(photo, crop)
+        assert cropped.shape == (224, 224, 3)
+        cx, cy = np.round(crop.to_crop(nose + 0.5)).astype(int)
+        assert cropped[cy, cx].min() == 255 and cropped[5, 5].max() == 0
 
 
 def test_de_retouching_formula():
