@@ -32,6 +32,11 @@ GAIN_RANGE = (0.5, 2.0)
 GAIN_WORK_SIZE = 96  # the gain is smooth: estimate it with the face about this many pixels wide
 SOURCE_MARGIN = 2  # px: mirrored samples keep this far from occluded pixels (bilinear footprint, soft edges)
 WHOLE_FACE_COVERAGE = 0.9
+VALIDATION_BAND = 0.08  # of the face width: the visible band around the hole used to check the mirror
+VALIDATION_WORK_SIZE = 128
+SMOOTH_SIGMA = 0.03  # of the face width: the low-pass a diffusion fill is compared as
+MIN_VALIDATION_PAIRS = 30
+MIRROR_TOLERANCE = 2.0  # mirror refused only when clearly worse than a smooth surface
 RING_FRACTION = 0.006  # of the face width: pixels this close outside the mask are not trusted as boundary
 
 
@@ -40,11 +45,13 @@ class FaceSymmetryInpainter(Inpainter):
     needs_face = True
 
     def __init__(self, tolerance: float = 1e-3, ring: float | None = None, face_barrier: bool = True,
-                 mirror: bool = True):
+                 mirror: bool = True, validate: bool = True):
         """``ring``: px outside the mask not trusted as boundary (default 0.6% of the face width);
         ``face_barrier``: keep background colours from diffusing into the face; ``mirror=False``
-        skips the mirroring (diffusion only, for ablations)."""
+        skips the mirroring (diffusion only, for ablations); ``validate=False`` mirrors even where the
+        mirror predicts the visible surroundings worse than a smooth surface."""
         self.mirror = bool(mirror)
+        self.validate = bool(validate)
         self.tolerance = float(tolerance)
         self.ring = ring
         self.face_barrier = bool(face_barrier)
@@ -82,8 +89,15 @@ class FaceSymmetryInpainter(Inpainter):
         map_y[py[found], px[found]] = sy[found]
         defined[py[found], px[found]] = True
         mirrored = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        gain = illumination_gain(rgb, hull & ~occluded, mapper, face_width, box)
-        guide = mirrored * gain
+        gain = GainField(rgb, hull & ~occluded, mapper, face_width)
+        validation: dict = {}
+        if self.mirror and self.validate and defined.any():
+            use_mirror, validation = mirror_is_better(rgb, hole, occluded, hull, mapper, gain, face_width)
+            validation["mirror_rejected"] = not use_mirror
+            if not use_mirror:
+                defined[:] = False
+        yy, xx = np.mgrid[box[0], box[1]]
+        guide = mirrored * gain.at(yy, xx)
 
         local = np.ascontiguousarray(rgb[box])
         local_hole = hole[box]
@@ -94,47 +108,93 @@ class FaceSymmetryInpainter(Inpainter):
         filled[box] = filled_box
         masked = int(mask.sum())
         mirror_fraction = float((defined & mask[box]).sum() / max(masked, 1))
-        info = {"method": "mirror+poisson" if self.mirror else "diffusion", "mirror_fraction": round(mirror_fraction, 4),
-                "face_coverage": round(coverage, 4), "ring_px": round(float(ring), 2)}
+        info = {"method": "mirror+poisson" if defined.any() else "diffusion", "mirror_fraction": round(mirror_fraction, 4),
+                "face_coverage": round(coverage, 4), "ring_px": round(float(ring), 2), **validation}
         return FillResult(filled, info, warnings)
 
 
-def illumination_gain(rgb: np.ndarray, pairs_allowed: np.ndarray, mapper: MirrorMapper, face_width: float,
-                      box: tuple[slice, slice]) -> np.ndarray:
-    """Gain (box-sized, HxWx3) so that ``gain * mirrored`` matches the local brightness and colour there.
+class GainField:
+    """A smooth per-channel gain so that ``gain * mirrored`` matches the local brightness and colour.
 
     Estimated on a coarse grid of face pixels (the gain is smooth): for every grid pixel whose mirror
     is visible too, the Gaussian-weighted sums of its colour and of its mirror's colour are compared.
     """
-    stride = max(1, int(round(face_width / GAIN_WORK_SIZE)))
-    height, width = rgb.shape[:2]
-    gy, gx = np.arange(0, height, stride), np.arange(0, width, stride)
-    grid_y, grid_x = np.meshgrid(gy, gx, indexing="ij")
-    allowed = pairs_allowed[grid_y, grid_x]
-    sx, sy = mapper.sources(grid_y[allowed], grid_x[allowed], ~pairs_allowed)
-    pairs = np.zeros(grid_y.shape, bool)
-    pairs[allowed] = np.isfinite(sx)
-    box_h, box_w = box[0].stop - box[0].start, box[1].stop - box[1].start
-    if pairs.sum() < 8:
-        return np.ones((box_h, box_w, 3), np.float32)
-    map_x = np.full(grid_y.shape, -1, np.float32)
-    map_y = np.full(grid_y.shape, -1, np.float32)
-    map_x[allowed], map_y[allowed] = np.nan_to_num(sx, nan=-1), np.nan_to_num(sy, nan=-1)
-    other = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    own = rgb[grid_y, grid_x]
-    weight = pairs.astype(np.float32)[:, :, None]
-    sigma = GAIN_SIGMA * face_width / stride
-    own_sum = cv2.GaussianBlur(own * weight, (0, 0), sigma)
-    other_sum = cv2.GaussianBlur(other * weight, (0, 0), sigma)
-    support = cv2.GaussianBlur(weight[:, :, 0], (0, 0), sigma)
-    overall = (own[pairs].mean(axis=0) + 1e-4) / (other[pairs].mean(axis=0) + 1e-4)
-    # where few pairs are near, the ratio of two tiny sums is noise: pull it towards the face-wide ratio
-    confidence = np.clip(support / (support.max() * 0.05 + 1e-9), 0, 1)[:, :, None]
-    gain = confidence * (own_sum + 1e-4) / (other_sum + 1e-4) + (1 - confidence) * overall
-    gain = np.clip(gain, *GAIN_RANGE).astype(np.float32)
-    # grid cell (i, j) sits at pixel (i * stride, j * stride)
-    yy, xx = np.mgrid[box[0], box[1]].astype(np.float32) / stride
-    return cv2.remap(gain, xx, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def __init__(self, rgb: np.ndarray, pairs_allowed: np.ndarray, mapper: MirrorMapper, face_width: float):
+        self.stride = stride = max(1, int(round(face_width / GAIN_WORK_SIZE)))
+        height, width = rgb.shape[:2]
+        grid_y, grid_x = np.meshgrid(np.arange(0, height, stride), np.arange(0, width, stride), indexing="ij")
+        allowed = pairs_allowed[grid_y, grid_x]
+        sx, sy = mapper.sources(grid_y[allowed], grid_x[allowed], ~pairs_allowed)
+        pairs = np.zeros(grid_y.shape, bool)
+        pairs[allowed] = np.isfinite(sx)
+        self.pairs = int(pairs.sum())
+        if self.pairs < 8:
+            self.grid = np.ones(grid_y.shape + (3,), np.float32)
+            return
+        map_x = np.full(grid_y.shape, -1, np.float32)
+        map_y = np.full(grid_y.shape, -1, np.float32)
+        map_x[allowed], map_y[allowed] = np.nan_to_num(sx, nan=-1), np.nan_to_num(sy, nan=-1)
+        other = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        own = rgb[grid_y, grid_x]
+        weight = pairs.astype(np.float32)[:, :, None]
+        sigma = GAIN_SIGMA * face_width / stride
+        own_sum = cv2.GaussianBlur(own * weight, (0, 0), sigma)
+        other_sum = cv2.GaussianBlur(other * weight, (0, 0), sigma)
+        support = cv2.GaussianBlur(weight[:, :, 0], (0, 0), sigma)
+        overall = (own[pairs].mean(axis=0) + 1e-4) / (other[pairs].mean(axis=0) + 1e-4)
+        # where few pairs are near, the ratio of two tiny sums is noise: lean towards the face-wide ratio
+        confidence = np.clip(support / (support.max() * 0.05 + 1e-9), 0, 1)[:, :, None]
+        gain = confidence * (own_sum + 1e-4) / (other_sum + 1e-4) + (1 - confidence) * overall
+        self.grid = np.clip(gain, *GAIN_RANGE).astype(np.float32)
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Gain at pixels (any array shape); grid cell (i, j) sits at pixel (i * stride, j * stride)."""
+        map_x = (np.asarray(xs, np.float32) / self.stride).reshape(-1, 1) if np.ndim(xs) == 1 else np.asarray(xs, np.float32) / self.stride
+        map_y = (np.asarray(ys, np.float32) / self.stride).reshape(-1, 1) if np.ndim(ys) == 1 else np.asarray(ys, np.float32) / self.stride
+        values = cv2.remap(self.grid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return values.reshape(np.shape(xs) + (3,))
+
+
+def mirror_is_better(rgb: np.ndarray, hole: np.ndarray, occluded: np.ndarray, hull: np.ndarray,
+                     mapper: MirrorMapper, gain: GainField, face_width: float) -> tuple[bool, dict]:
+    """Does the gain-matched mirror predict the visible face around the hole better than a smooth surface?
+
+    On a band of visible face pixels around the hole, the mean absolute error of the mirror
+    prediction is compared with that of a low-pass version of the image (what a diffusion fill can
+    reach at best). Misplaced landmarks (a hidden smile read as a closed mouth) and asymmetric faces
+    fail this test, and the hole then gets diffusion only.
+    """
+    stride = max(1, int(round(face_width / VALIDATION_WORK_SIZE)))
+    coarse = np.s_[::stride, ::stride]
+    band = _dilate(hole[coarse], VALIDATION_BAND * face_width / stride) & ~occluded[coarse] & hull[coarse]
+    ys, xs = np.nonzero(band)
+    ys, xs = ys * stride, xs * stride
+    sx, sy = mapper.sources(ys, xs, occluded)
+    ok = np.isfinite(sx)
+    if ok.sum() < MIN_VALIDATION_PAIRS:
+        return True, {"validation_pairs": int(ok.sum())}
+    ys, xs, sx, sy = ys[ok], xs[ok], sx[ok], sy[ok]
+    mirrored = cv2.remap(rgb, sx.astype(np.float32).reshape(-1, 1), sy.astype(np.float32).reshape(-1, 1),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    predicted = mirrored * gain.at(ys, xs)
+    actual = rgb[ys, xs]
+    # low-pass by normalised convolution over visible pixels, at reduced resolution
+    factor = min(1.0, VALIDATION_WORK_SIZE / face_width)
+    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+    visible = (~occluded).astype(np.float32)
+    sigma = SMOOTH_SIGMA * face_width * factor
+    num = cv2.GaussianBlur(cv2.resize(rgb * visible[:, :, None], size, interpolation=cv2.INTER_AREA), (0, 0), sigma)
+    den = cv2.GaussianBlur(cv2.resize(visible, size, interpolation=cv2.INTER_AREA), (0, 0), sigma)
+    smooth_img = num / np.maximum(den, 1e-6)[:, :, None]
+    smooth = cv2.remap(smooth_img, ((xs + 0.5) * factor - 0.5).astype(np.float32).reshape(-1, 1),
+                       ((ys + 0.5) * factor - 0.5).astype(np.float32).reshape(-1, 1), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    mirror_error = float(np.abs(predicted - actual).mean())
+    smooth_error = float(np.abs(smooth - actual).mean())
+    stats = {"validation_pairs": int(len(ys)), "mirror_error": round(mirror_error * 255, 2),
+             "smooth_error": round(smooth_error * 255, 2)}
+    return mirror_error < MIRROR_TOLERANCE * smooth_error, stats
 
 
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
