@@ -7,7 +7,8 @@ clean photo inside the mask: PSNR (all channels) and SSIM (mean of the SSIM map 
 
 The face-aware backends get the landmarks that the real pipeline would have: those found on the
 *occluded* photo (``--landmarks clean`` uses the clean photo's instead). Time is the inpainting call
-alone; face analysis is timed separately because the pipeline shares it with other stages.
+alone, as wall clock and as this process's CPU time (on a shared, busy machine the CPU time is the
+fairer measure); face analysis is timed separately because the pipeline shares it with other stages.
 
     python benchmarks/inpaint_quality.py --json-out inpaint_quality.json
 """
