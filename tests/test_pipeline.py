@@ -133,3 +133,18 @@ def test_cli_wrong_mask_size_and_bad_options(occluded_photo, tmp_path):
     assert result.returncode == 2 and "--shard" in result.stderr
     result = shrn("run", photo, "--out", tmp_path, "--option", "nonsense")
     assert result.returncode == 2 and "STAGE.KEY=VALUE" in result.stderr
+
+
+def test_batched_reconstruction_matches_inputs(occluded_photo, shared_data, tmp_path):
+    photo, _ = occluded_photo
+    other = shared_data / "faces_deca" / "AFLW2000__image02202.jpg"
+    reports = run([photo, other], tmp_path, fast_options(batch_size=2))
+    assert [r.ok for r in reports] == [True, True], [r.error for r in reports]
+    for report in reports:
+        record = report.stages[-1]
+        assert record.name == "reconstruct" and record.info.get("batched") == 2
+        assert Path(record.outputs["mesh"]).is_file()
+    # each output belongs to its own photo: the overlays differ and match their photo's size
+    first = read_image(tmp_path / "masked" / "masked.overlay.png")
+    second = read_image(tmp_path / "AFLW2000__image02202" / "AFLW2000__image02202.overlay.png")
+    assert first.shape == read_image(photo).shape and second.shape == read_image(other).shape

@@ -106,7 +106,7 @@ def _pipeline_options(opts: dict, options_cls):
         reconstruct_backend=opts["reconstruct_backend"], segment_options=segment_options,
         inpaint_options=inpaint_options, reconstruct_options=reconstruct_options, device=opts["device"],
         face_index=opts["face_index"], mask=opts["mask"], from_stage=opts["from_stage"], overwrite=opts["overwrite"],
-        skip_inpaint=opts["no_inpaint"])
+        skip_inpaint=opts["no_inpaint"], batch_size=opts["batch_size"])
 
 
 def _emit(report, as_json: bool) -> None:

@@ -9,7 +9,7 @@ from ..formats.core import image_stem
 from .engines import Engines
 from .options import ItemReport, PipelineOptions
 from .plan import check_unique_stems, select_shard
-from .runner import run_one
+from .runner import run_chunk
 
 
 def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[PipelineOptions] = None, *,
@@ -28,11 +28,14 @@ def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[Pipelin
     engines = Engines(options)
     if paths:
         engines.load()  # models load once, before timing starts
+    if options.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {options.batch_size}")
     reports = []
-    for path in paths:
-        report = run_one(path, Path(out) / image_stem(path), options, engines,
-                         on_stage=(lambda stage, p=path: on_stage(p, stage)) if on_stage else None)
-        reports.append(report)
-        if on_item:
-            on_item(path, report)
+    for start in range(0, len(paths), options.batch_size):
+        chunk = paths[start:start + options.batch_size]
+        for path, report in zip(chunk, run_chunk(chunk, [Path(out) / image_stem(p) for p in chunk], options, engines,
+                                                 on_stage)):
+            reports.append(report)
+            if on_item:
+                on_item(path, report)
     return reports

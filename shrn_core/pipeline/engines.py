@@ -101,17 +101,37 @@ class Engines:
         return StageRecord("inpaint", "computed", backend=self.options.inpaint_backend,
                            outputs={"inpainted": str(files.inpainted)}, info=info)
 
-    def run_reconstruct(self, files: "StageFiles", state: "_LazyState") -> StageRecord:
+    def _reconstruct_inputs(self, files: "StageFiles", state: "_LazyState"):
         from ..formats.image import read_image
         from ..formats.mask import read_mask
-        from ..reconstruct import reconstruct, write_reconstruction
 
         photo = read_image(files.image if self.options.skip_inpaint else files.inpainted)
         use_mask = self.options.skip_inpaint or self.options.reconstruct_mask
         mask = read_mask(files.mask) if use_mask and files.mask.is_file() else None
-        recon = reconstruct(photo, mask=mask, face_analysis=state.face_analysis(), backend=self.options.reconstruct_backend,
-                            device=self.options.device, **self.options.reconstruct_options)
+        return photo, mask, state.face_analysis()
+
+    def _reconstruct_record(self, files: "StageFiles", recon) -> StageRecord:
+        from ..reconstruct import write_reconstruction
+
         written = write_reconstruction(recon, files.out_dir, files.stem)
         return StageRecord("reconstruct", "computed", backend=self.options.reconstruct_backend,
                            outputs={k: str(v) for k, v in written.items()},
                            info={"warnings": list(recon.info.get("warnings", []))})
+
+    def run_reconstruct(self, files: "StageFiles", state: "_LazyState") -> StageRecord:
+        from ..reconstruct import reconstruct
+
+        photo, mask, analysis = self._reconstruct_inputs(files, state)
+        recon = reconstruct(photo, mask=mask, face_analysis=analysis, backend=self.options.reconstruct_backend,
+                            device=self.options.device, **dict(self.options.reconstruct_options))
+        return self._reconstruct_record(files, recon)
+
+    def run_reconstruct_batch(self, items: list) -> list[StageRecord]:
+        """Several independent photos in one batched fit; ``items`` are (files, state) pairs."""
+        from ..reconstruct import reconstruct_batch
+
+        photos, masks, analyses = zip(*(self._reconstruct_inputs(files, state) for files, state in items))
+        recons = reconstruct_batch(list(photos), list(masks), face_analyses=list(analyses),
+                                   backend=self.options.reconstruct_backend, device=self.options.device,
+                                   **dict(self.options.reconstruct_options))
+        return [self._reconstruct_record(files, recon) for (files, _), recon in zip(items, recons)]

@@ -45,6 +45,7 @@ class PipelineOptions:
     overwrite: bool = False
     skip_inpaint: bool = False  # reconstruct from the photo + mask (SegmentationHRN without inpainting)
     reconstruct_mask: bool = True  # also exclude the occluded pixels when fitting the inpainted photo
+    batch_size: int = 1  # photos whose reconstructions are fitted together (pays off on a GPU)
 
 
 @dataclass

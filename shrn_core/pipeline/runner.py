@@ -72,26 +72,75 @@ def is_fresh(output: Path, inputs: Iterable[Path]) -> bool:
 def run_one(image: Path, out_dir: Path, options: PipelineOptions, engines: Optional[Engines] = None,
             on_stage: Optional[Callable[[str], None]] = None) -> ItemReport:
     """Run every stage for one photo into ``out_dir``; failures are reported, not raised."""
-    image = Path(image)
-    engines = engines or Engines(options)
-    files = StageFiles(image, out_dir)
-    report = ItemReport(input=image, out_dir=Path(out_dir), ok=False)
+    hook = (lambda _path, stage: on_stage(stage)) if on_stage else None
+    return run_chunk([Path(image)], [Path(out_dir)], options, engines or Engines(options), hook)[0]
+
+
+def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions, engines: Engines,
+              on_stage: Optional[Callable[[Path, str], None]] = None) -> list[ItemReport]:
+    """Run the pipeline on several photos; their reconstructions share one batched fit when
+    there are several to do (``--batch-size``), which is what makes a GPU pay off."""
+    items = []
+    for image, out_dir in zip(images, out_dirs):
+        files = StageFiles(image, out_dir)
+        report = ItemReport(input=Path(image), out_dir=Path(out_dir), ok=False)
+        state = _LazyState(files, options)
+        stage_hook = (lambda stage, p=image: on_stage(p, stage)) if on_stage else None
+        try:
+            ensure_dir(out_dir)
+            needs_reconstruct = _run_stages(files, state, options, engines, report, stage_hook)
+        except ShrnError as err:
+            report.error, report.exit_code = str(err), err.exit_code
+            needs_reconstruct = False
+        items.append((files, state, report, needs_reconstruct))
+
+    pending = [(f, st, r) for f, st, r, needed in items if needed]
+    if len(pending) > 1:
+        _reconstruct_together(pending, engines)
+    elif pending:
+        _reconstruct_alone(*pending[0], engines)
+    for files, _, report, _ in items:
+        report.ok = report.error is None
+        _write_manifest(files, options, report)
+    return [report for _, _, report, _ in items]
+
+
+def _reconstruct_alone(files: "StageFiles", state: "_LazyState", report: ItemReport, engines: Engines) -> None:
+    start = time.perf_counter()
     try:
-        ensure_dir(out_dir)
-        _run_stages(files, options, engines, report, on_stage)
-        report.ok = True
+        record = engines.run_reconstruct(files, state)
     except ShrnError as err:
         report.error, report.exit_code = str(err), err.exit_code
-    _write_manifest(files, options, report)
-    return report
+        return
+    record.seconds = time.perf_counter() - start
+    report.warnings.extend(record.info.pop("warnings", []))
+    report.stages.append(record)
 
 
-def _run_stages(files: StageFiles, options: PipelineOptions, engines: Engines, report: ItemReport,
-                on_stage: Optional[Callable[[str], None]]) -> None:
+def _reconstruct_together(pending: list, engines: Engines) -> None:
+    start = time.perf_counter()
+    try:
+        records = engines.run_reconstruct_batch([(files, state) for files, state, _ in pending])
+    except ShrnError as err:  # one bad input must not sink the others: retry them one by one
+        log.warning("batched reconstruction failed (%s); reconstructing one by one", err)
+        for files, state, report in pending:
+            _reconstruct_alone(files, state, report, engines)
+        return
+    share = (time.perf_counter() - start) / len(pending)
+    for (_, _, report), record in zip(pending, records):
+        record.seconds = share
+        record.info["batched"] = len(pending)
+        report.warnings.extend(record.info.pop("warnings", []))
+        report.stages.append(record)
+
+
+def _run_stages(files: StageFiles, state: "_LazyState", options: PipelineOptions, engines: Engines,
+                report: ItemReport, on_stage: Optional[Callable[[str], None]]) -> bool:
+    """Run face, segment and inpaint; return whether reconstruct has to run (the caller runs it,
+    possibly batched with other inputs)."""
     if options.from_stage is not None and options.from_stage not in STAGES:
         raise InputError(f"--from-stage must be one of {', '.join(STAGES)}, got {options.from_stage!r}")
     first_forced = STAGES.index(options.from_stage) if options.from_stage else (0 if options.overwrite else len(STAGES))
-    state = _LazyState(files, options)
     for index, stage in enumerate(STAGES):
         if on_stage:
             on_stage(stage)
@@ -99,18 +148,21 @@ def _run_stages(files: StageFiles, options: PipelineOptions, engines: Engines, r
             report.stages.append(StageRecord(stage, "skipped"))
             continue
         if stage == "segment" and options.mask is not None:
-            record = engines.provide_mask(files, state, options.mask)
-            report.stages.append(record)
+            report.stages.append(engines.provide_mask(files, state, options.mask))
             continue
         primary = files.primary(stage, options.skip_inpaint)
-        if index < first_forced and is_fresh(primary, files.inputs_of(stage, options.skip_inpaint)):
+        fresh = index < first_forced and is_fresh(primary, files.inputs_of(stage, options.skip_inpaint))
+        if fresh:
             report.stages.append(StageRecord(stage, "reused", outputs={stage: str(primary)}))
             continue
+        if stage == "reconstruct":
+            return True
         start = time.perf_counter()
         record = getattr(engines, f"run_{stage}")(files, state)
         record.seconds = time.perf_counter() - start
         report.stages.append(record)
         report.warnings.extend(record.info.pop("warnings", []))
+    return False
 
 
 class _LazyState:
