@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -46,25 +47,25 @@ def main() -> None:
         scan_path = write_obj(Path(tmp) / "scan.obj", scan, np.zeros((0, 3), np.int64))
         np.savetxt(Path(tmp) / "scan.txt", landmarks)
         for repeat in range(args.repeats):
-            start = time.perf_counter()
+            load = os.getloadavg()[0]
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = evaluate(pred_path, scan_path)
-            total = time.perf_counter() - start
-            points_frame = result.transform.inverse().apply(result.scan_points)
+            total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             start = time.perf_counter()
             SurfaceIndex(result.pred_vertices, faces).query(result.scan_points)
             query = time.perf_counter() - start
-            rows.append({"repeat": repeat, "evaluate_s": total, "exact_query_s": query,
+            rows.append({"repeat": repeat, "evaluate_s": total, "evaluate_cpu_s": cpu, "load_avg_1min": load,
+                         "exact_query_s": query,
                          "scan_points": len(scan), "evaluated_points": result.stats.count,
                          "mesh_vertices": len(vertices), "mesh_faces": len(faces),
                          "icp_iterations": result.info["icp"]["iterations"],
                          "median_mm": result.stats.median, "mean_mm": result.stats.mean,
                          "expected_median_mm": HALF_NORMAL["median"] * args.sigma,
                          "expected_mean_mm": HALF_NORMAL["mean"] * args.sigma})
-            del points_frame
-    print(f"{'repeat':>6} {'evaluate s':>10} {'query s':>8} {'scan pts':>9} {'eval pts':>9} {'verts':>6} "
+    print(f"{'repeat':>6} {'evaluate s':>10} {'cpu s':>6} {'load':>5} {'query s':>8} {'scan pts':>9} {'eval pts':>9} {'verts':>6} "
           f"{'faces':>6} {'icp it':>6} {'median':>7} {'(exp)':>6} {'mean':>6} {'(exp)':>6}")
     for r in rows:
-        print(f"{r['repeat']:>6} {r['evaluate_s']:>10.2f} {r['exact_query_s']:>8.2f} {r['scan_points']:>9} "
+        print(f"{r['repeat']:>6} {r['evaluate_s']:>10.2f} {r['evaluate_cpu_s']:>6.2f} {r['load_avg_1min']:>5.1f} {r['exact_query_s']:>8.2f} {r['scan_points']:>9} "
               f"{r['evaluated_points']:>9} {r['mesh_vertices']:>6} {r['mesh_faces']:>6} {r['icp_iterations']:>6} "
               f"{r['median_mm']:>7.4f} {r['expected_median_mm']:>6.4f} {r['mean_mm']:>6.4f} {r['expected_mean_mm']:>6.4f}")
     best = min(r["evaluate_s"] for r in rows)

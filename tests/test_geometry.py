@@ -66,6 +66,13 @@ def test_surface_index_matches_brute_force(seed):
     assert np.allclose(tm_dist, reference[:100], atol=1e-9)
 
 
+def test_unreferenced_vertices_are_not_surface():
+    vertices = np.array([[0.0, 0, 0], [10, 0, 0], [0, 10, 0], [2, 2, 5]])  # the last one is on no face
+    result = SurfaceIndex(vertices, np.array([[0, 1, 2]])).query(np.array([[2.0, 2, 5.1]]))
+    assert result.distances[0] == pytest.approx(5.1)
+    assert np.allclose(result.points[0], [2, 2, 0])
+
+
 def test_umeyama_recovers_similarity_and_refuses_bad_input():
     rng = np.random.default_rng(3)
     truth = Similarity(1.7, Rotation.from_rotvec([0.3, -1.1, 0.4]).as_matrix(), np.array([10.0, -5, 2]))

@@ -1,10 +1,8 @@
 """Exact nearest points on a triangle surface, fast enough for 100k query points.
 
-A KD-tree over triangle centroids proposes the k nearest triangles of each query point; the exact
-point-to-triangle distance is computed for those. The answer is provably exact when the best
-distance found is no larger than (distance to the k-th centroid - largest triangle radius), since
-no other triangle can then come closer. Points that fail the test are retried with 4x more
-candidates. Triangles are grouped by size so a few large ones do not loosen the bound for all.
+KD-trees over vertices and triangle centroids narrow the candidates (see ``SurfaceIndex``); the
+exact point-to-triangle distance is computed for those, so the answer equals a brute-force search
+over every triangle (tests check this), not a nearest-vertex approximation.
 """
 from __future__ import annotations
 
@@ -86,8 +84,12 @@ class Nearest:
 class SurfaceIndex:
     """Nearest-point queries against one fixed triangle mesh (build once, query many times).
 
-    Triangles are grouped by size (radius from centroid, buckets a factor of 2 apart) with one
-    centroid KD-tree per group, so a mesh mixing tiny and large triangles keeps a tight bound.
+    Each point starts with its nearest *vertex* as an upper bound U on its surface distance (a
+    vertex lies on the surface). A triangle of radius r (centroid to farthest corner) can only come
+    closer than U if its centroid lies within U + r, so each size group's KD-tree is asked only for
+    centroids inside that ball, nearest first, in rounds of growing k until the ball is exhausted;
+    U shrinks as closer triangles are found. Triangles are grouped by radius (groups a factor of 2
+    apart) so a few large triangles do not widen the ball for all.
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, start_k: int = 8):
@@ -101,67 +103,66 @@ class SurfaceIndex:
         radii = np.linalg.norm(self.triangles - centroids[:, None, :], axis=2).max(axis=1)
         self.start_k = start_k
         self.groups = [(ids, float(radii[ids].max()), cKDTree(centroids[ids])) for ids in _size_groups(radii)]
+        used = np.unique(faces)  # vertices on at least one face
+        self.vertices = vertices[used]
+        self.vertex_tree = cKDTree(self.vertices)
+        owner = np.empty(len(vertices), np.int64)
+        owner[faces.ravel()] = np.repeat(np.arange(len(faces)), 3)
+        self.vertex_face = owner[used]
 
     @property
     def n_faces(self) -> int:
         return len(self.triangles)
 
     def query(self, points: np.ndarray, exact: bool = True) -> Nearest:
-        """Closest surface point of each point. ``exact=False`` only looks at the triangles of the
-        ``start_k`` nearest centroids of each size group (a close upper bound; good enough inside
-        ICP iterations)."""
+        """Closest surface point of each point. ``exact=False`` stops after the first round of
+        ``start_k`` candidates per size group (nearly always exact anyway; used inside ICP)."""
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        n = len(points)
-        best = (np.zeros((n, 3)), np.full(n, np.inf), np.zeros(n, dtype=np.int64))
-        everyone = np.arange(n)
-        # A first pass with the single nearest centroid of every group gives each point an upper
-        # bound; a group is then searched further only where it might still hold a closer triangle.
-        bounds = [self._check_batched(points, everyone, 1, group, best) for group in self.groups]
-        for group, bound in zip(self.groups, bounds):
+        dist, nearest_vertex = self.vertex_tree.query(points, k=1, workers=-1)
+        best = (self.vertices[nearest_vertex].copy(), dist**2, self.vertex_face[nearest_vertex].copy())
+        # Points sorted by their bound, so each batch's (scalar) KD-tree radius is tight for all of it.
+        order = np.argsort(dist, kind="stable")
+        for group in self.groups:
             ids = group[0]
-            k = 1
-            todo = everyone[np.sqrt(best[1]) > bound]
-            while len(todo) and k < len(ids):
-                k_next = min(max(self.start_k, k * 4), len(ids))
-                if not exact and k >= self.start_k:
+            todo, k0, k1 = order, 0, min(self.start_k, len(ids))
+            while len(todo):
+                rows = max(1, _PAIR_BUDGET // (k1 - k0))
+                open_ = np.concatenate([self._check_ball(points, todo[i:i + rows], k0, k1, group, best)
+                                        for i in range(0, len(todo), rows)])
+                if not exact or k1 >= len(ids):
                     break
-                bound = self._check_batched(points, todo, (k, k_next), group, best)
-                k = k_next
-                todo = todo[np.sqrt(best[1][todo]) > bound]
+                todo = todo[open_]
+                k0, k1 = k1, min(k1 * 4, len(ids))
         return Nearest(best[0], np.sqrt(best[1]), best[2])
 
-    def _check_batched(self, points, todo, k, group, best) -> np.ndarray:
-        """``k``: try the k nearest centroids, or (k0, k1): only the (k0+1)-th to k1-th nearest."""
-        rows = max(1, _PAIR_BUDGET // (k if np.isscalar(k) else k[1] - k[0]))
-        parts = [self._check_candidates(points, todo[i:i + rows], k, group, best) for i in range(0, len(todo), rows)]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def _check_candidates(self, points, batch, k, group, best) -> np.ndarray:
-        """Try the k nearest-centroid triangles of one group for ``batch``; return, per point, a
-        lower bound on the distance to every triangle of the group that was not tried."""
+    def _check_ball(self, points, batch, k0, k1, group, best) -> np.ndarray:
+        """Try the (k0+1)-th to k1-th nearest centroids of one group that lie inside each point's
+        ball (radius current bound + group radius); return which points may have more inside."""
         ids, radius, tree = group
         best_pt, best_d2, best_f = best
-        ranks = list(range(k[0] + 1, k[1] + 1)) if not np.isscalar(k) else k
-        dist_k, idx = tree.query(points[batch], k=ranks, workers=-1)
-        dist_k = dist_k.reshape(len(batch), -1)
-        idx = idx.reshape(len(batch), dist_k.shape[1])
-        k = k if np.isscalar(k) else k[1]
-        faces = ids[idx].reshape(-1)
-        q = np.repeat(points[batch], idx.shape[1], axis=0)
-        cand = closest_points_on_triangles(q, self.corner_a[faces], self.corner_b[faces], self.corner_c[faces])
-        d2 = ((cand - q) ** 2).sum(axis=1).reshape(idx.shape)
-        cand = cand.reshape(idx.shape + (3,))
-        j = np.argmin(d2, axis=1)
-        rows = np.arange(len(batch))
-        d2_min = d2[rows, j]
-        better = d2_min < best_d2[batch]
-        upd = batch[better]
-        best_pt[upd] = cand[rows[better], j[better]]
-        best_d2[upd] = d2_min[better]
-        best_f[upd] = ids[idx[rows[better], j[better]]]
-        if k >= len(ids):
-            return np.full(len(batch), np.inf)
-        return dist_k[:, -1] - radius
+        reach = np.sqrt(best_d2[batch]) + radius
+        dist, idx = tree.query(points[batch], k=list(range(k0 + 1, k1 + 1)), workers=-1,
+                               distance_upper_bound=float(reach.max()) * (1 + 1e-12) + 1e-12)
+        dist = dist.reshape(len(batch), -1)
+        idx = idx.reshape(len(batch), -1)
+        inside = dist <= reach[:, None]
+        row, col = np.nonzero(inside)
+        if len(row):
+            faces = ids[idx[row, col]]
+            q = points[batch[row]]
+            cand = closest_points_on_triangles(q, self.corner_a[faces], self.corner_b[faces], self.corner_c[faces])
+            d2 = ((cand - q) ** 2).sum(axis=1)
+            # best candidate per point: sort by (row, d2) and take each row's first
+            pick = np.lexsort((d2, row))
+            first = pick[np.r_[True, row[pick][1:] != row[pick][:-1]]]
+            target = batch[row[first]]
+            better = d2[first] < best_d2[target]
+            target, first = target[better], first[better]
+            best_pt[target] = cand[first]
+            best_d2[target] = d2[first]
+            best_f[target] = faces[first]
+        # More centroids may lie inside the (possibly shrunk) ball only if the last one tried did.
+        return dist[:, -1] <= np.sqrt(best_d2[batch]) + radius
 
 
 def _size_groups(radii: np.ndarray) -> list[np.ndarray]:
