@@ -16,6 +16,8 @@ from shrn_core.inpaint import inpaint_with_report
 from shrn_core.inpaint.face_crop import aligned_crop, paste_back, warp_to_crop
 from shrn_core.inpaint.repaint import _count_evaluations, load_model
 
+pytest.importorskip("diffusers")
+
 FAST = {"steps": 8, "jump_length": 4, "jump_n_sample": 2, "device": "cpu"}
 
 

@@ -91,10 +91,10 @@ def load_model(folder: str | Path, device: str = "cpu") -> RePaintModel:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    from diffusers import UNet2DModel
-
+    UNet2DModel = _diffusers().UNet2DModel
     try:
-        unet = UNet2DModel.from_pretrained(unet_dir, local_files_only=True)
+        # low_cpu_mem_usage needs the optional 'accelerate' package and only saves memory while loading
+        unet = UNet2DModel.from_pretrained(unet_dir, local_files_only=True, low_cpu_mem_usage=False)
     except Exception as exc:  # diffusers/safetensors raise many types for unreadable or mismatched files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise WeightsError(f"cannot load the UNet2DModel ({first[:300]})", unet_dir) from None
@@ -113,8 +113,16 @@ def load_model(folder: str | Path, device: str = "cpu") -> RePaintModel:
     return model
 
 
+def _diffusers():
+    try:
+        import diffusers
+    except ImportError:
+        raise InputError("the repaint backend needs the 'diffusers' package: pip install 'shrn[repaint]'") from None
+    return diffusers
+
+
 def make_scheduler(config: dict):
-    from diffusers import RePaintScheduler
+    RePaintScheduler = _diffusers().RePaintScheduler
 
     known = {"num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "clip_sample"}
     return RePaintScheduler(**{k: v for k, v in config.items() if k in known and v is not None})
