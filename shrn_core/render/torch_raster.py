@@ -15,8 +15,9 @@ uses 2D-homogeneous edge functions (Olano & Greer 1997), which are exact for suc
 every fragment whose z/w falls outside [-1, 1] is discarded, which equals clipping against the near
 and far planes. Triangles entirely behind the eye and zero-area triangles are dropped.
 
-Barycentrics of the winning pixels are then recomputed from ``pos`` with autograd, so gradients
-reach the vertex positions through (u, v) exactly like nvdiffrast's rasterize backward.
+Barycentrics of the winning pixels are then computed from ``pos`` with nvdiffrast's pixel-shader
+formula in a custom autograd function whose backward is that of nvdiffrast's rasterize: gradients
+reach the vertex positions through (u, v); z/w carries none.
 """
 from __future__ import annotations
 
@@ -30,38 +31,34 @@ _KEY_EMPTY = torch.iinfo(torch.int64).max
 def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
     """(B, V, 4) clip-space ``pos``, (F, 3) ``tri`` -> (B, H, W, 4) of (u, v, z/w, triangle_id + 1)."""
     height, width = resolution
-    batch, verts = pos.shape[:2]
     tri = tri.long()
     pixel, triangle = visible_triangles(pos, tri, height, width)
+    face = triangle - torch.div(pixel, height * width, rounding_mode="floor") * tri.shape[0]
+    return _rast_for(pos, tri, pixel, face, height, width)
+
+
+def refresh(pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
+    """Recompute (u, v, z/w) of an earlier ``rast`` for new vertex positions, keeping its pixel ->
+    triangle map (no visibility pass); differentiable w.r.t. ``pos`` like ``rasterize``."""
+    ident = rast[..., 3].detach().reshape(-1)
+    pixel = torch.nonzero(ident > 0).squeeze(1)
+    face = ident.index_select(0, pixel).long() - 1
+    return _rast_for(pos, tri.long(), pixel, face, rast.shape[1], rast.shape[2])
+
+
+def _rast_for(pos, tri, pixel, face, height, width):
+    """Dense (B, H, W, 4) rast with triangle ``face`` at flat pixel indices ``pixel``."""
+    batch, verts = pos.shape[:2]
     b = torch.div(pixel, height * width, rounding_mode="floor")
     rest = pixel - b * (height * width)
     py = torch.div(rest, width, rounding_mode="floor")
     px = rest - py * width
-    face = triangle - b * tri.shape[0]
     vertex = tri.index_select(0, face) + (b * verts).unsqueeze(1)
     fx = (2 * px + 1).to(pos.dtype) / width - 1
     fy = (2 * py + 1).to(pos.dtype) / height - 1
     ident = (face + 1).to(pos.dtype)
     rast = _Barycentrics.apply(pos, vertex, fx, fy, pixel, ident, batch * height * width)
     return rast.view(batch, height, width, 4)
-
-
-def refresh(pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
-    """Recompute (u, v, z/w) of an earlier ``rast`` for new vertex positions, keeping its pixel ->
-    triangle map (no visibility pass); differentiable w.r.t. ``pos`` like ``rasterize``."""
-    batch, height, width, _ = rast.shape
-    ident = rast[..., 3].detach().reshape(-1)
-    pixel = torch.nonzero(ident > 0).squeeze(1)
-    face = ident.index_select(0, pixel).long() - 1
-    b = torch.div(pixel, height * width, rounding_mode="floor")
-    rest = pixel - b * (height * width)
-    py = torch.div(rest, width, rounding_mode="floor")
-    px = rest - py * width
-    vertex = tri.long().index_select(0, face) + (b * pos.shape[1]).unsqueeze(1)
-    fx = (2 * px + 1).to(pos.dtype) / width - 1
-    fy = (2 * py + 1).to(pos.dtype) / height - 1
-    out = _Barycentrics.apply(pos, vertex, fx, fy, pixel, (face + 1).to(pos.dtype), batch * height * width)
-    return out.view(batch, height, width, 4)
 
 
 class _Barycentrics(torch.autograd.Function):
