@@ -72,8 +72,7 @@ class HRNBackend:
         t_prep = time.perf_counter()
         _report(options, f"hrn: networks on {len(views)} photo(s)")
         state = self.model(inputs)
-        for view in views:
-            check_finite(state, view.image_path)
+        check_finite(state, ", ".join(view.image_path for view in views))
         t_net = time.perf_counter()
         results = []
         for i, view in enumerate(views):
