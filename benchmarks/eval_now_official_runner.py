@@ -119,7 +119,7 @@ if __name__ == "__main__":
     pred_v, pred_f = read_obj(pred_path)
     scan_v, scan_f = read_obj(scan_path)
     scan_lmk = np.loadtxt(scan_lmk_path)
-    pred_lmk = pred_v[[33, 133, 362, 263, 1, 61, 291]]  # NOW7_MEDIAPIPE
+    pred_lmk = pred_v[[33, 133, 362, 263, 2, 61, 291]]  # NOW7_MEDIAPIPE
     start = time.time()
     distances = np.asarray(official.compute_errors(scan_v, scan_f, scan_lmk, pred_v, pred_f, pred_lmk))
     elapsed = time.time() - start

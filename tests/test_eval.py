@@ -44,8 +44,11 @@ def test_now7_vertices_match_the_face_landmark_sets():
     assert NOW7_MEDIAPIPE[[0, 1]].tolist() == list(landmark_sets.RIGHT_EYE_CORNERS)
     assert NOW7_MEDIAPIPE[[2, 3]].tolist() == list(landmark_sets.LEFT_EYE_CORNERS)
     assert NOW7_MEDIAPIPE[5:].tolist() == [landmark_sets.MOUTH_RIGHT, landmark_sets.MOUTH_LEFT]
-    vertices, _ = face_mesh(0)  # head frame: x to the subject's left
+    vertices, _ = face_mesh(0)  # head frame: x to the subject's left, y up, z towards the viewer
     assert vertices[NOW7_MEDIAPIPE[0], 0] < vertices[NOW7_MEDIAPIPE[3], 0]
+    # NoW's landmark 5 is the nose *bottom* (subnasale): below and behind the tip, above the lip
+    bottom, tip, lip = vertices[NOW7_MEDIAPIPE[4]], vertices[landmark_sets.NOSE_TIP], vertices[0]
+    assert lip[1] < bottom[1] < tip[1] - 5 and bottom[2] < tip[2] - 10
 
 
 def test_now_recovers_noise_statistics_and_transform(pair, now_result):
@@ -158,8 +161,8 @@ def test_region_labels_on_the_mean_face():
     vertices, _ = face_mesh(0)
     labels = region_labels(vertices, vertices[NOW7_MEDIAPIPE])
     named = {name: set(np.flatnonzero(labels == i)) for i, name in enumerate(REGIONS)}
-    assert 1 in named["nose"] and 4 in named["nose"]  # nose tips
-    assert 13 in named["mouth"] and 14 in named["mouth"]  # inner lips
+    assert {1, 2, 4} <= named["nose"]  # tip, bottom, bridge-side tip point
+    assert {0, 13, 14, 17} <= named["mouth"]  # upper lip top, inner lips, lower lip bottom
     assert 10 in named["forehead"] and 105 in named["forehead"]  # forehead top, right brow
     assert 50 in named["cheek"] and 280 in named["cheek"]  # right and left cheek
     assert 152 not in set().union(*named.values())  # chin is in no region

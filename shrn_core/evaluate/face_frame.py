@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import InputError
 
 # NoW's crop (scan2mesh_computations.compute_mask): a ball around a point 30% of the way from the
-# nose tip to the midpoint of the inner eye corners, radius 1.4 x mean(outer-eye distance,
+# nose bottom (landmark 4) to the midpoint of the inner eye corners, radius 1.4 x mean(outer-eye distance,
 # nose-to-bridge distance).
 CROP_CENTRE_FRACTION = 0.3
 CROP_RADIUS_FACTOR = 1.4

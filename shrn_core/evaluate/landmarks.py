@@ -1,7 +1,9 @@
 """The NoW 7-landmark convention and where each side's landmarks come from.
 
 Order (subject's right/left): 0 right eye outer corner, 1 right eye inner corner, 2 left eye inner
-corner, 3 left eye outer corner, 4 nose tip, 5 right mouth corner, 6 left mouth corner.
+corner, 3 left eye outer corner, 4 nose bottom (subnasale: where the columella meets the upper lip,
+not the tip -- see the official landmarks_7_annotated.png and "nose-bottom" in its crop code), 5 right
+mouth corner, 6 left mouth corner.
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ import numpy as np
 from ..errors import InputError
 from ..formats.mesh_io import LANDMARK_EXTENSIONS, LandmarkSpec, MeshData, read_landmarks
 
-NOW7_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_outer", "nose_tip",
+NOW7_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_outer", "nose_bottom",
               "mouth_right", "mouth_left")
 # mediapipe face-mesh vertices of the NoW landmarks; shrn meshes keep mediapipe's 468 points first.
-NOW7_MEDIAPIPE = np.array([33, 133, 362, 263, 1, 61, 291], dtype=np.int64)
+# Vertex 2 is mediapipe's nose bottom (subnasale); vertex 1 would be the nose tip, 15 mm further out.
+NOW7_MEDIAPIPE = np.array([33, 133, 362, 263, 2, 61, 291], dtype=np.int64)
 TOPOLOGY_LANDMARKS = {"mediapipe468": NOW7_MEDIAPIPE}
 
 # Sidecar names tried for "auto", in order: shrn's own, then the NoW convention (<stem>.npy/.txt).

@@ -33,9 +33,9 @@ MIN_REGION_POINTS = 20
 def region_labels(points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Region index (into REGIONS) of each point, -1 for none, from the scan's 7 NoW landmarks.
 
-    In the face frame (origin at the nose tip, x to the subject's left, y up; u = outer-eye
-    distance, Ye = eye-corner height, Ym = mouth-corner height, both relative to the nose tip):
-    nose: |x| <= 0.2u and Ym/2 <= y <= Ye; mouth: inside the ellipse of half-axes 0.42u x 0.22u
+    In the face frame (origin at the nose bottom, landmark 4; x to the subject's left, y up;
+    u = outer-eye distance, Ye = eye-corner height, Ym = mouth-corner height, both relative to the
+    origin): nose: |x| <= 0.2u and 0.2 Ym <= y <= Ye; mouth: inside the ellipse of half-axes 0.42u x 0.22u
     around the mouth-corner midpoint, below the nose; forehead (with brows and eyes, as in REALY):
     y >= Ye - 0.12u and |x| <= 0.6u; cheek: 0.2u < |x| <= 0.65u and Ym - 0.1u <= y < Ye - 0.12u.
     Earlier regions win where they overlap.
@@ -49,7 +49,7 @@ def region_labels(points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     eye_y = lmk_local[:4, 1].mean()
     mouth = lmk_local[5:7, :2].mean(axis=0)
     labels = np.full(len(points), -1, np.int64)
-    nose = (np.abs(x) <= 0.2 * u) & (y >= mouth[1] / 2) & (y <= eye_y)
+    nose = (np.abs(x) <= 0.2 * u) & (y >= 0.2 * mouth[1]) & (y <= eye_y)
     mouth_r = ((x - mouth[0]) / (0.42 * u)) ** 2 + ((y - mouth[1]) / (0.22 * u)) ** 2 <= 1
     forehead = (y >= eye_y - 0.12 * u) & (np.abs(x) <= 0.6 * u)
     cheek = (np.abs(x) > 0.2 * u) & (np.abs(x) <= 0.65 * u) & (y >= mouth[1] - 0.1 * u) & (y < eye_y - 0.12 * u)
