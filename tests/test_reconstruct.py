@@ -17,7 +17,7 @@ from shrn_core.reconstruct.fit.mesh_ops import subdivide, subdivided_mirror
 
 # small settings: the tests check behaviour, benchmarks check quality and speed at default settings
 FAST = dict(render_size=96, texture_size=96, subdivisions=1, mid_iterations=6, fine_iterations=4,
-            displacement_size=32, max_render_side=256)
+            displacement_size=32, max_render_side=256, coarse_iterations=100)
 
 
 def _synthetic_view(shape, euler_deg, t, width=640, height=480):
@@ -59,10 +59,11 @@ def _aligned_error(a, b):
 def test_coarse_fit_recovers_known_pose_and_shape(topo, deformed_shape):
     view, R_true = _synthetic_view(deformed_shape, [25, -10, 5], np.array([15.0, -10.0, -600.0]))
     fit = fit_landmarks([view], topo)
+    assert fit.vertices.shape == (1, NUM_MESH_POINTS, 3)
     angle = np.degrees(Rotation.from_matrix(fit.rotations[0] @ R_true.T).magnitude())
     assert angle < 1.5
     assert fit.reprojection_px[0] < 0.5
-    shape_error = _aligned_error(fit.vertices, deformed_shape[:NUM_MESH_POINTS])
+    shape_error = _aligned_error(fit.vertices[0], deformed_shape[:NUM_MESH_POINTS])
     prior_error = _aligned_error(topo.mean_shape[:NUM_MESH_POINTS].astype(np.float64), deformed_shape[:NUM_MESH_POINTS])
     assert shape_error < 0.6 * prior_error
     assert abs(fit.translations[0, 2] + 600) < 40  # distance from the IPD prior: within 7 %
@@ -75,7 +76,7 @@ def test_multi_view_coarse_fit_shares_one_shape(topo, deformed_shape):
     for R_fit, R_true in zip(fit.rotations, rotations):
         assert np.degrees(Rotation.from_matrix(R_fit @ R_true.T).magnitude()) < 1.5
     prior_error = _aligned_error(topo.mean_shape[:NUM_MESH_POINTS].astype(np.float64), deformed_shape[:NUM_MESH_POINTS])
-    assert _aligned_error(fit.vertices, deformed_shape[:NUM_MESH_POINTS]) < 0.6 * prior_error
+    assert _aligned_error(fit.vertices[0], deformed_shape[:NUM_MESH_POINTS]) < 0.6 * prior_error
 
 
 def test_subdivision_keeps_landmark_vertices_first(topo):
@@ -219,3 +220,20 @@ def test_multi_view_of_different_people_warns(shared_data, caplog):
     recon = reconstruct_multiview(paths, levels="coarse", device="cpu", **dict(FAST, render_outputs=False))
     assert any("disagree" in w for w in recon.info["warnings"])
     assert "disagree" in caplog.text
+
+
+def test_batched_fit_matches_one_by_one(shared_data):
+    from shrn_core.reconstruct import reconstruct_batch
+
+    paths = [shared_data / "faces_deca" / "exp__0.jpg", shared_data / "faces_deca" / "exp__3.jpg"]
+    options = dict(FAST, render_outputs=False)
+    batch = reconstruct_batch(paths, levels="mid", device="cpu", **options)
+    assert len(batch) == 2 and all(r.info["batch_size"] == 2 for r in batch)
+    assert batch[0].views[0].image_path.endswith("exp__0.jpg")
+    for path, batched in zip(paths, batch):
+        alone = reconstruct(path, levels="mid", device="cpu", **options)
+        for level in ("coarse", "mid"):
+            gap = np.linalg.norm(batched.levels[level].vertices - alone.levels[level].vertices, axis=1).mean()
+            assert gap < 0.05, (path.name, level, gap)  # the faces of a batch do not influence each other
+    # and the two faces differ from each other by much more than that
+    assert np.linalg.norm(batch[0].levels["mid"].vertices - batch[1].levels["mid"].vertices, axis=1).mean() > 1.0

@@ -71,26 +71,12 @@ def reconstruct_multiview(images: Sequence, masks: Optional[Sequence] = None, *,
                           progress: Optional[Callable[[str], None]] = None, multi_view: bool = True,
                           **options) -> Reconstruction:
     """One shared shape and albedo from several photos of one person, one camera per view."""
-    from ..face.types import FaceAnalysis
-    from ..formats.image import read_image
-
     images = list(images)
     if not images:
         raise InputError("no images to reconstruct")
     if levels not in LEVELS:
         raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
-    masks = list(masks) if masks is not None else [None] * len(images)
-    analyses = list(face_analyses) if face_analyses is not None else [None] * len(images)
-    if not (len(masks) == len(analyses) == len(images)):
-        raise InputError(f"{len(images)} images but {len(masks)} masks and {len(analyses)} face analyses")
-    arrays, paths, mask_arrays, faces = [], [], [], []
-    for image, mask, analysis in zip(images, masks, analyses):
-        path = str(image) if isinstance(image, (str, Path)) else ""
-        array = read_image(image) if isinstance(image, (str, Path)) else _check_image_array(image)
-        arrays.append(array)
-        paths.append(path)
-        mask_arrays.append(load_mask(mask, array.shape[:2], resize_mask, path))
-        faces.append(_face_of(array, path, analysis, face_index))
+    arrays, paths, mask_arrays, faces = _prepare(images, masks, face_analyses, face_index, resize_mask)
     if len(arrays) > 1:
         score = multi_view_disagreement([f.landmarks for f in faces])
         if score > SHAPE_DISAGREEMENT_WARN:
@@ -108,6 +94,46 @@ def reconstruct_multiview(images: Sequence, masks: Optional[Sequence] = None, *,
         if score > SHAPE_DISAGREEMENT_WARN:
             recon.info.setdefault("warnings", []).append(f"landmark shapes of the views disagree ({score:.3f})")
     return recon
+
+
+def reconstruct_batch(images: Sequence, masks: Optional[Sequence] = None, *, backend: str = "fit",
+                      levels: str = "fine", device: Any = "auto", face_analyses: Optional[Sequence] = None,
+                      face_index: Optional[int] = None, resize_mask: bool = False,
+                      progress: Optional[Callable[[str], None]] = None, **options) -> list[Reconstruction]:
+    """Independent reconstructions of several photos in one batched fit (faster on a GPU)."""
+    images = list(images)
+    if not images:
+        raise InputError("no images to reconstruct")
+    if levels not in LEVELS:
+        raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
+    arrays, paths, mask_arrays, faces = _prepare(images, masks, face_analyses, face_index, resize_mask)
+    call = {"levels": levels, "progress": progress, "image_paths": paths}
+    for key in CALL_OPTIONS:
+        if key in options:
+            call[key] = options.pop(key)
+    instance = get_backend(backend, device, **{k: v for k, v in options.items() if v is not None})
+    if not hasattr(instance, "reconstruct_batch"):
+        return [instance.reconstruct([a], [m], [f], dict(call, image_paths=[p]))
+                for a, m, f, p in zip(arrays, mask_arrays, faces, call["image_paths"])]
+    return instance.reconstruct_batch(arrays, mask_arrays, faces, call)
+
+
+def _prepare(images, masks, face_analyses, face_index, resize_mask):
+    from ..formats.image import read_image
+
+    masks = list(masks) if masks is not None else [None] * len(images)
+    analyses = list(face_analyses) if face_analyses is not None else [None] * len(images)
+    if not (len(masks) == len(analyses) == len(images)):
+        raise InputError(f"{len(images)} images but {len(masks)} masks and {len(analyses)} face analyses")
+    arrays, paths, mask_arrays, faces = [], [], [], []
+    for image, mask, analysis in zip(images, masks, analyses):
+        path = str(image) if isinstance(image, (str, Path)) else ""
+        array = read_image(image) if isinstance(image, (str, Path)) else _check_image_array(image)
+        arrays.append(array)
+        paths.append(path)
+        mask_arrays.append(load_mask(mask, array.shape[:2], resize_mask, path))
+        faces.append(_face_of(array, path, analysis, face_index))
+    return arrays, paths, mask_arrays, faces
 
 
 def write_reconstruction(recon: Reconstruction, out_dir, stem: str, formats=("obj",),
@@ -196,5 +222,5 @@ def _face_of(array: np.ndarray, path: str, analysis, face_index: Optional[int]):
     return face
 
 
-__all__ = ["RECONSTRUCT_BACKENDS", "reconstruct", "reconstruct_multiview", "write_reconstruction", "load_mask",
+__all__ = ["RECONSTRUCT_BACKENDS", "reconstruct", "reconstruct_multiview", "reconstruct_batch", "write_reconstruction", "load_mask",
            "get_backend", "Reconstruction", "Mesh", "Camera", "ViewResult", "LEVELS"]

@@ -17,7 +17,7 @@ from ..types import LEVELS, Camera, Mesh, Reconstruction, ViewResult
 from .camera import default_intrinsics
 from .landmarks import LandmarkFitOptions, ViewObservation, fit_landmarks
 from .mesh_ops import subdivide, subdivided_mirror, unique_edges, vertex_normals
-from .photometric import CropView, PhotometricOptions, fit_level, build_gbuffers, pixel_attributes
+from .photometric import CropView, PhotometricOptions, batched_faces, build_pixels, fit_level, pixel_normals
 from .raster import create_context, crop_intrinsics, interpolate, rasterize_view, texture
 from .shading import frontal_light, sh_basis, shade, solve_lighting
 from .texture import TextureView, complete, unwrap
@@ -32,7 +32,7 @@ class FitOptions:
     render_size: int = 256  # side of the square face crop the photometric fit renders
     texture_size: int = 512  # output albedo / displacement map side
     subdivisions: int = 3  # mid level: 468 -> ~27.6k vertices
-    coarse_iterations: int = 60  # L-BFGS iterations of the landmark fit
+    coarse_iterations: int = 200  # Adam iterations of the landmark fit
     mid_iterations: int = 40
     fine_iterations: int = 30
     displacement_size: int = 128  # fine-level UV displacement map resolution during fitting
@@ -62,23 +62,39 @@ class FitInput:
 def reconstruct_views(inputs: list[FitInput], levels: str = "fine", device: torch.device | str = "cpu",
                       options: FitOptions | None = None,
                       progress: Callable[[str], None] | None = None) -> Reconstruction:
+    """One face from one photo, or from several views of one person (shared shape and albedo)."""
+    return reconstruct_subjects(inputs, [0] * len(inputs), levels, device, options, progress)[0]
+
+
+def reconstruct_batch(inputs: list[FitInput], levels: str = "fine", device: torch.device | str = "cpu",
+                      options: FitOptions | None = None,
+                      progress: Callable[[str], None] | None = None) -> list[Reconstruction]:
+    """Independent faces from several photos, fitted together (one set of batched tensors)."""
+    return reconstruct_subjects(inputs, list(range(len(inputs))), levels, device, options, progress)
+
+
+def reconstruct_subjects(inputs: list[FitInput], subject_of_view: list[int], levels: str = "fine",
+                         device: torch.device | str = "cpu", options: FitOptions | None = None,
+                         progress: Callable[[str], None] | None = None) -> list[Reconstruction]:
     options = options or FitOptions()
     saved_threads = torch.get_num_threads()
     if torch.device(device).type == "cpu" and options.cpu_threads > 0:
         torch.set_num_threads(options.cpu_threads)
     try:
-        return _reconstruct_views(inputs, levels, device, options, progress)
+        return _reconstruct(inputs, subject_of_view, levels, device, options, progress)
     finally:
         torch.set_num_threads(saved_threads)
 
 
-def _reconstruct_views(inputs, levels, device, options: FitOptions, progress) -> Reconstruction:
+def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, progress) -> list[Reconstruction]:
     if levels not in LEVELS:
         raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
     stop = LEVELS.index(levels)
     device = torch.device(device)
     topo = load_topology()
     ctx = create_context("auto", device)
+    subjects = max(subject_of_view) + 1
+    views_of = [[i for i, s in enumerate(subject_of_view) if s == k] for k in range(subjects)]
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -94,33 +110,37 @@ def _reconstruct_views(inputs, levels, device, options: FitOptions, progress) ->
         K = default_intrinsics(w, h, options.focal_px)
         occluded = _landmarks_occluded(item.landmarks, item.mask)
         observations.append(ViewObservation(item.landmarks, K, w, h, occluded))
-    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(iterations=options.coarse_iterations))
+    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations), subject_of_view)
     timings["coarse_s"] = time.perf_counter() - started
     note(f"coarse level: landmark RMS {', '.join(f'{e:.1f}' for e in coarse.reprojection_px)} px")
 
     dtype = torch.float32
     faces_np = topo.triangles
-    vertices = torch.as_tensor(coarse.vertices, dtype=dtype, device=device)
+    vertices = torch.as_tensor(coarse.vertices, dtype=dtype, device=device)  # (S, V, 3)
     uvs = torch.as_tensor(topo.uvs, dtype=dtype, device=device)
     faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
-    levels_out = {"coarse": Mesh(coarse.vertices.copy(), faces_np.copy(), topo.uvs.copy())}
+    levels_out = [{"coarse": Mesh(coarse.vertices[k].copy(), faces_np.copy(), topo.uvs.copy())} for k in range(subjects)]
 
-    images = [torch.as_tensor(item.image, dtype=dtype, device=device) / 255 for item in inputs]
+    images = [torch.as_tensor(item.image, device=device).to(dtype) / 255 for item in inputs]
     valid_full = [torch.as_tensor(_valid(item.mask, item.image.shape[:2]), device=device) for item in inputs]
-    crop_views = [_crop_view(img, val, obs.K, R, t, vertices, options.render_size)
-                  for img, val, obs, R, t in zip(images, valid_full, observations, coarse.rotations, coarse.translations)]
-    lighting = _initial_lighting(ctx, vertices, faces, crop_views)
-    albedo_small = _initial_albedo(ctx, vertices, faces, uvs, images, valid_full, observations, coarse, lighting,
-                                   size=PhotometricOptions().albedo_size)
+    crop_views = [_crop_view(images[i], valid_full[i], observations[i].K, coarse.rotations[i], coarse.translations[i],
+                             vertices[subject_of_view[i]], options.render_size, subject_of_view[i])
+                  for i in range(len(inputs))]
+    lighting = _initial_lighting(ctx, vertices, faces, uvs, crop_views)
+    texture_views = lambda: [TextureView(images[i], valid_full[i], observations[i].K, coarse.rotations[i],  # noqa: E731
+                                         coarse.translations[i], lighting[i]) for i in range(len(inputs))]
+    albedo_small = torch.stack([_albedo(ctx, vertices[k], faces, uvs, [texture_views()[i] for i in views_of[k]],
+                                        PhotometricOptions().albedo_size)[0] for k in range(subjects)])
     displacement_map = None
     mirror = topo.mirror
 
     if stop >= 1:
         t0 = time.perf_counter()
         for _ in range(options.subdivisions):
-            sub = subdivide(faces_np, len(vertices))
+            sub = subdivide(faces_np, vertices.shape[1])
             mirror = subdivided_mirror(sub, mirror)
-            vertices = torch.as_tensor(sub.smooth_points(vertices.cpu().numpy().astype(np.float64)), dtype=dtype, device=device)
+            points = vertices.cpu().numpy().astype(np.float64)
+            vertices = torch.as_tensor(np.stack([sub.smooth_points(p) for p in points]), dtype=dtype, device=device)
             uvs = sub.midpoints(uvs)
             faces_np = sub.faces
         faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
@@ -129,15 +149,16 @@ def _reconstruct_views(inputs, levels, device, options: FitOptions, progress) ->
         popt = PhotometricOptions(iterations=options.mid_iterations)
 
         def mid_regulariser(d, observed):
-            smooth = ((d[edges[:, 0]] - d[edges[:, 1]]) ** 2).mean()
+            smooth = ((d[:, edges[:, 0]] - d[:, edges[:, 1]]) ** 2).mean(1)
             sym_w = torch.where(observed, popt.symmetry_weight, popt.unobserved_symmetry_weight)
-            symmetry = (sym_w * (d - d[mirror_t]) ** 2).mean()
-            return popt.laplacian_weight * smooth * 10 + popt.magnitude_weight * (d ** 2).mean() + symmetry
+            symmetry = (sym_w * (d - d[:, mirror_t]) ** 2).mean(1)
+            return (popt.laplacian_weight * smooth * 10 + popt.magnitude_weight * (d ** 2).mean(1) + symmetry).sum()
 
-        vertices, _, albedo_small, lighting, _ = fit_level(
+        vertices, _, albedo_small, lighting = fit_level(
             ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
-            lambda d: d, torch.zeros(len(vertices), dtype=dtype, device=device), mid_regulariser, popt, "mid")
-        levels_out["mid"] = Mesh(vertices.cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+            lambda d: d, torch.zeros(vertices.shape[:2], dtype=dtype, device=device), mid_regulariser, popt, "mid")
+        for k in range(subjects):
+            levels_out[k]["mid"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
         timings["mid_s"] = time.perf_counter() - t0
 
     if stop >= 2:
@@ -145,65 +166,70 @@ def _reconstruct_views(inputs, levels, device, options: FitOptions, progress) ->
         size = options.displacement_size
         popt = PhotometricOptions(iterations=options.fine_iterations, lr=0.03, max_offset_mm=2.0,
                                   laplacian_weight=0.5, magnitude_weight=0.05)
-        vertex_uv_grid = (uvs * 2 - 1).view(1, 1, -1, 2)
+        vertex_uv_grid = (uvs * 2 - 1).view(1, 1, -1, 2).expand(subjects, -1, -1, -1)
 
-        def displacement_at_vertices(D):
-            return torch.nn.functional.grid_sample(D[None, None], vertex_uv_grid, mode="bilinear",
-                                                   padding_mode="border", align_corners=False).view(-1)
+        def displacement_at_vertices(D):  # (S, size, size) -> (S, V); texel row 0 at v = 0 like the albedo
+            return torch.nn.functional.grid_sample(D[:, None], vertex_uv_grid, mode="bilinear",
+                                                   padding_mode="border", align_corners=False)[:, 0, 0]
 
         def fine_regulariser(D, observed):
-            dx = D[:, 1:] - D[:, :-1]
-            dy = D[1:] - D[:-1]
-            symmetry = ((D - D.flip(1)) ** 2).mean()
-            return popt.laplacian_weight * ((dx ** 2).mean() + (dy ** 2).mean()) + popt.magnitude_weight * (D ** 2).mean() \
-                + popt.symmetry_weight * symmetry
+            dx = ((D[:, :, 1:] - D[:, :, :-1]) ** 2).mean((1, 2))
+            dy = ((D[:, 1:] - D[:, :-1]) ** 2).mean((1, 2))
+            symmetry = ((D - D.flip(2)) ** 2).mean((1, 2))
+            return (popt.laplacian_weight * (dx + dy) + popt.magnitude_weight * (D ** 2).mean((1, 2))
+                    + popt.symmetry_weight * symmetry).sum()
 
-        # texel rows of D follow v upwards (row 0 at v = 0), like the albedo
-        vertices, displacement, albedo_small, lighting, _ = fit_level(
-            ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
-            displacement_at_vertices, torch.zeros(size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine")
+        vertices, displacement, albedo_small, lighting = fit_level(
+            ctx, vertices, faces, uvs, crop_views, lighting, albedo_small, displacement_at_vertices,
+            torch.zeros(subjects, size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine")
         displacement_map = popt.max_offset_mm * torch.tanh(displacement / popt.max_offset_mm)
-        levels_out["fine"] = Mesh(vertices.cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+        for k in range(subjects):
+            levels_out[k]["fine"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
         timings["fine_s"] = time.perf_counter() - t0
 
     # ---- per-texel albedo at output resolution from the final geometry and lighting
     t0 = time.perf_counter()
-    texture_views = [TextureView(img, val, obs.K, R, t, light * 1.0)
-                     for img, val, obs, R, t, light in zip(images, valid_full, observations, coarse.rotations,
-                                                           coarse.translations, lighting)]
-    albedo, weight, chart = unwrap(ctx, vertices, faces, uvs, texture_views, options.texture_size)
-    albedo_np = complete(albedo.cpu().numpy(), weight.cpu().numpy(), chart.cpu().numpy())
-    if not np.isfinite(albedo_np).all():
-        raise NumericalError("albedo contains NaN/inf")
-    albedo_u8 = np.clip(albedo_np * 255 + 0.5, 0, 255).astype(np.uint8)
+    albedos = []
+    for k in range(subjects):
+        albedo_np = _albedo(ctx, vertices[k], faces, uvs, [texture_views()[i] for i in views_of[k]],
+                            options.texture_size)[1]
+        albedos.append(albedo_np)
     timings["albedo_s"] = time.perf_counter() - t0
 
     # ---- per-view results and renders
     t0 = time.perf_counter()
-    albedo_tex = torch.as_tensor(albedo_np, dtype=dtype, device=device)
-    views = []
-    for item, obs, R, t, light, img in zip(inputs, observations, coarse.rotations, coarse.translations, lighting, images):
-        camera = Camera(obs.K.copy(), np.asarray(R, np.float32), np.asarray(t, np.float32), obs.width, obs.height)
+    view_results = []
+    for i, item in enumerate(inputs):
+        k = subject_of_view[i]
+        obs = observations[i]
+        camera = Camera(obs.K.copy(), np.asarray(coarse.rotations[i], np.float32),
+                        np.asarray(coarse.translations[i], np.float32), obs.width, obs.height)
         overlay = shading_img = None
         if options.render_outputs:
-            overlay, shading_img = _render_outputs(ctx, vertices, faces, uvs, albedo_tex, light, camera, item.image,
-                                                   options.max_render_side)
-        views.append(ViewResult(item.image_path, camera, light.cpu().numpy().astype(np.float32),
-                                item.landmarks[:, :2].astype(np.float32), overlay, shading_img, item.mask))
+            albedo_tex = torch.as_tensor(albedos[k], dtype=dtype, device=device)
+            overlay, shading_img = _render_outputs(ctx, vertices[k], faces, uvs, albedo_tex, lighting[i], camera,
+                                                   item.image, options.max_render_side)
+        view_results.append(ViewResult(item.image_path, camera, lighting[i].cpu().numpy().astype(np.float32),
+                                       item.landmarks[:, :2].astype(np.float32), overlay, shading_img, item.mask))
     timings["render_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
-    for mesh in levels_out.values():
-        if not np.isfinite(mesh.vertices).all():
-            raise NumericalError("reconstructed mesh contains NaN/inf")
-    disp = None
-    if displacement_map is not None:
-        disp = cv2.resize(displacement_map.cpu().numpy(), (options.texture_size, options.texture_size),
-                          interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    info = {"timings": {k: round(v, 3) for k, v in timings.items()},
-            "landmark_rms_px": [round(float(e), 3) for e in coarse.reprojection_px],
-            "focal_px": float(observations[0].K[0, 0]), "warnings": []}
-    return Reconstruction(levels=levels_out, albedo=albedo_u8, views=views, backend="fit",
-                          landmark_vertex_ids=topo.landmark_vertex_ids.copy(), displacement=disp, info=info)
+    results = []
+    for k in range(subjects):
+        for mesh in levels_out[k].values():
+            if not np.isfinite(mesh.vertices).all():
+                raise NumericalError("reconstructed mesh contains NaN/inf")
+        disp = None
+        if displacement_map is not None:
+            disp = cv2.resize(displacement_map[k].cpu().numpy(), (options.texture_size, options.texture_size),
+                              interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        info = {"timings": {key: round(v / subjects, 3) for key, v in timings.items()},
+                "landmark_rms_px": [round(float(coarse.reprojection_px[i]), 3) for i in views_of[k]],
+                "focal_px": float(observations[views_of[k][0]].K[0, 0]), "warnings": [], "batch_size": subjects}
+        albedo_u8 = np.clip(albedos[k] * 255 + 0.5, 0, 255).astype(np.uint8)
+        results.append(Reconstruction(levels=levels_out[k], albedo=albedo_u8, views=[view_results[i] for i in views_of[k]],
+                                      backend="fit", landmark_vertex_ids=topo.landmark_vertex_ids.copy(),
+                                      displacement=disp, info=info))
+    return results
 
 
 # ---------------------------------------------------------------- helpers
@@ -232,7 +258,7 @@ def _crop_box(vertices: torch.Tensor, K, R, t) -> tuple[float, float, float]:
     return float((u.max() + u.min()) / 2 - side / 2), float((v.max() + v.min()) / 2 - side / 2), float(side)
 
 
-def _crop_view(image: torch.Tensor, valid: torch.Tensor, K, R, t, vertices, size: int) -> CropView:
+def _crop_view(image: torch.Tensor, valid: torch.Tensor, K, R, t, vertices, size: int, subject: int) -> CropView:
     x0, y0, side = _crop_box(vertices, K, R, t)
     s = size / side
     affine = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
@@ -242,31 +268,36 @@ def _crop_view(image: torch.Tensor, valid: torch.Tensor, K, R, t, vertices, size
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
     device = image.device
     return CropView(torch.as_tensor(img, device=device), torch.as_tensor(val, device=device),
-                    crop_intrinsics(K, (x0, y0, side), size), np.asarray(R), np.asarray(t))
+                    crop_intrinsics(K, (x0, y0, side), size), np.asarray(R), np.asarray(t), subject)
 
 
-def _initial_lighting(ctx, vertices, faces, views: list[CropView]) -> list[torch.Tensor]:
-    """Per-view SH lighting by least squares on the coarse mesh with a constant albedo, normalised so
-    the mean shading over the visible face is 1 per channel (the skin colour goes to the albedo)."""
-    gbuffers = build_gbuffers(ctx, vertices, faces, views)
-    normals = vertex_normals(vertices, faces.long())
+def _initial_lighting(ctx, vertices, faces, uvs, views: list[CropView]) -> torch.Tensor:
+    """(n_views, 9, 3) SH lighting by least squares on the coarse mesh with a constant albedo,
+    normalised so the mean shading over the visible face is 1 per channel (the skin colour goes to
+    the albedo)."""
+    pixels = build_pixels(ctx, vertices, faces, uvs, views)
+    subjects, num_vertices = vertices.shape[:2]
+    rotations = torch.as_tensor(np.stack([v.R for v in views]), dtype=vertices.dtype, device=vertices.device)
+    normals = pixel_normals(vertices, batched_faces(faces, subjects, num_vertices), pixels, rotations)
     out = []
-    for g in gbuffers:
-        if len(g.pixel) < 50:
+    for index in range(len(views)):
+        chosen = pixels.select(index)
+        if len(chosen) < 50:
             raise InputError("too little of the face is visible and unoccluded to estimate the lighting")
-        n = torch.nn.functional.normalize(pixel_attributes(normals, g, faces) @ g.R.T, dim=-1)
-        light = solve_lighting(n, g.target)
+        n = normals[chosen]
+        light = solve_lighting(n, pixels.target[chosen])
         mean = (sh_basis(n) @ light).mean(0).clamp(min=1e-3)
-        out.append((light / mean).detach())
-    return out
+        out.append(light / mean)
+    return torch.stack(out).detach()
 
 
-def _initial_albedo(ctx, vertices, faces, uvs, images, valid, observations, coarse, lighting, size: int):
-    views = [TextureView(img, val, obs.K, R, t, light)
-             for img, val, obs, R, t, light in zip(images, valid, observations, coarse.rotations, coarse.translations, lighting)]
+def _albedo(ctx, vertices, faces, uvs, views: list[TextureView], size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """(albedo tensor, albedo array) of one subject, unseen texels completed."""
     albedo, weight, chart = unwrap(ctx, vertices, faces, uvs, views, size)
     filled = complete(albedo.cpu().numpy(), weight.cpu().numpy(), chart.cpu().numpy())
-    return torch.as_tensor(filled, dtype=vertices.dtype, device=vertices.device)
+    if not np.isfinite(filled).all():
+        raise NumericalError("albedo contains NaN/inf")
+    return torch.as_tensor(filled, dtype=vertices.dtype, device=vertices.device), filled
 
 
 def _render_outputs(ctx, vertices, faces, uvs, albedo_tex, lighting, camera: Camera, photo: np.ndarray, max_side: int):
