@@ -1,0 +1,143 @@
+"""SegmentationHRN's claim, tested: does segment (+ inpaint) make reconstruction robust to occluders?
+
+For each clean photo in ../shared/data/faces_*, one of the 12 WebFace-OCC occluders is pasted at a
+landmark-guided position (exact mask known). The reconstruction of the clean photo is the
+reference; each setting reconstructs the occluded photo, and the error is the mean surface distance
+(mm) from its final mesh to the reference mesh after rigid ICP alignment:
+
+  plain         reconstruct(occluded)                          no mask
+  masked        reconstruct(occluded, mask=segment(occluded))
+  inpainted     reconstruct(inpaint(occluded, mask), mask)     (what `shrn run` does by default)
+  inpaint_only  reconstruct(inpaint(occluded, mask))           mask not used by the fit
+  oracle        reconstruct(occluded, mask=exact pasted mask)  upper bound for the segment stage
+
+    python benchmarks/occlusion.py [--limit N] [--device cpu|cuda] [--json-out F] [--figure F]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import clean_photos, commit, machine, shared_data_dir, write_json  # noqa: E402
+from shrn_core.errors import ShrnError  # noqa: E402
+from shrn_core.evaluate.occluders import load_occluders, paste_occluder  # noqa: E402
+from shrn_core.face import analyze_image, load_models  # noqa: E402
+from shrn_core.formats.image import read_image  # noqa: E402
+from shrn_core.geometry import surface_distance  # noqa: E402
+from shrn_core.inpaint import inpaint  # noqa: E402
+from shrn_core.reconstruct import reconstruct  # noqa: E402
+from shrn_core.segment import segment  # noqa: E402
+
+SETTINGS = ("plain", "masked", "inpainted", "inpaint_only", "oracle")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=0, help="use the first N photos (0 = all)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--levels", default="fine")
+    parser.add_argument("--json-out")
+    parser.add_argument("--figure")
+    args = parser.parse_args()
+
+    load_models()
+    occluders = load_occluders(shared_data_dir() / "occluded_webfaceocc")
+    photos = clean_photos()[: args.limit or None]
+    rng = np.random.default_rng(args.seed)
+    rows, skipped = [], []
+    started = time.perf_counter()
+    for index, path in enumerate(photos):
+        occluder = occluders[index % len(occluders)]
+        try:
+            row = evaluate_photo(path, occluder, rng, args.device, args.levels)
+        except ShrnError as err:
+            skipped.append({"image": path.name, "reason": str(err)})
+            print(f"skip {path.name}: {err}", file=sys.stderr)
+            continue
+        rows.append(row)
+        print(f"{path.name:58s} {occluder.name:11s} " + " ".join(f"{s}={row[s]:.2f}" for s in SETTINGS), file=sys.stderr)
+    summary = summarise(rows)
+    print(f"machine: {machine()}  commit: {commit()}  device: {args.device}  photos: {len(rows)} "
+          f"(skipped {len(skipped)})  wall: {time.perf_counter() - started:.0f} s")
+    print(f"{'setting':14s} {'mean mm':>8s} {'median mm':>10s} {'vs plain':>9s}")
+    for setting in SETTINGS:
+        stats = summary[setting]
+        print(f"{setting:14s} {stats['mean']:8.3f} {stats['median']:10.3f} {stats['reduction_vs_plain']:8.1%}")
+    write_json(args.json_out, {"device": args.device, "rows": rows, "skipped": skipped, "summary": summary})
+    if args.figure:
+        plot(rows, summary, args.figure)
+
+
+def evaluate_photo(path: Path, occluder, rng, device: str, levels: str) -> dict:
+    photo = read_image(path)
+    clean_analysis = analyze_image(photo, hands=False)
+    occluded, true_mask = paste_occluder(photo, clean_analysis.face, occluder, rng)
+    analysis = analyze_image(occluded)  # the pipeline only ever sees the occluded photo
+
+    def fit(image, mask, face):
+        return reconstruct(image, mask=mask, face_analysis=face, device=device, levels=levels,
+                           render_outputs=False).final
+
+    reference = fit(photo, None, clean_analysis)
+    mask = segment(occluded, analysis).mask
+    filled = inpaint(occluded, mask, analysis)
+    meshes = {
+        "plain": fit(occluded, None, analysis),
+        "masked": fit(occluded, mask, analysis),
+        "inpainted": fit(filled, mask, analysis),
+        "inpaint_only": fit(filled, None, analysis),
+        "oracle": fit(occluded, true_mask, analysis),
+    }
+    row = {"image": path.name, "occluder": occluder.name,
+           "occluded_fraction": float((true_mask > 0).mean())}
+    for name, mesh in meshes.items():
+        row[name] = float(surface_distance(mesh, reference, align="rigid").mean)
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    summary = {}
+    plain = statistics.mean(r["plain"] for r in rows) if rows else float("nan")
+    for setting in SETTINGS:
+        values = [r[setting] for r in rows]
+        mean = statistics.mean(values) if values else float("nan")
+        summary[setting] = {"mean": mean, "median": statistics.median(values) if values else float("nan"),
+                            "reduction_vs_plain": 1.0 - mean / plain if plain else float("nan")}
+    return summary
+
+
+def plot(rows: list[dict], summary: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    means = [summary[s]["mean"] for s in SETTINGS]
+    left.bar(SETTINGS, means, color=["#999", "#4a90d9", "#2a9d5c", "#8fbf6f", "#d9a64a"])
+    left.set_ylabel("mean surface distance to the clean reconstruction (mm)")
+    left.set_title("occluded vs clean photo")
+    left.tick_params(axis="x", rotation=20)
+    plain = [r["plain"] for r in rows]
+    for setting, marker in (("masked", "o"), ("inpainted", "s")):
+        right.scatter(plain, [r[setting] for r in rows], label=setting, marker=marker, s=18)
+    top = max(plain + [r["inpainted"] for r in rows] + [1.0])
+    right.plot([0, top], [0, top], "k--", lw=0.8)
+    right.set_xlabel("plain reconstruct error (mm)")
+    right.set_ylabel("error with segmentation (mm)")
+    right.legend()
+    right.set_title("per photo (below the diagonal = better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    main()
