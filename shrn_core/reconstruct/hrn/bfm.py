@@ -178,8 +178,8 @@ def load_bfm_arrays(paths: AssetPaths) -> BFMArrays:
 
 
 def standard_five_points(lm68: np.ndarray) -> np.ndarray:
-    """HRN's 5 alignment points from the 68 standard 3D landmarks: eye centres, nose, mouth corners
-    (subject's right eye first, as shrn's ``five_point``)."""
+    """HRN's 5 alignment points from 68 landmarks (2D or 3D): eye centres (mean of the corners),
+    nose tip, mouth corners; subject's right eye first, as shrn's ``five_point``."""
     right_eye = lm68[[36, 39]].mean(0)
     left_eye = lm68[[42, 45]].mean(0)
     return np.stack([right_eye, left_eye, lm68[30], lm68[48], lm68[54]]).astype(np.float32)

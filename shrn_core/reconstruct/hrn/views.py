@@ -13,7 +13,7 @@ import torch
 from ...errors import FaceError, InputError
 from ...face.types import Face, FaceAnalysis
 from ...formats.image import read_image
-from .bfm import CENTER, CROP, FOCAL
+from .bfm import CENTER, CROP, FOCAL, standard_five_points
 from .preprocess import Crop, apply_crop, plan_crop
 
 
@@ -85,8 +85,11 @@ def prepare_view(image, mask, face, lm3d_5: np.ndarray, hd_size: int, index: int
     height, width = photo.shape[:2]
     occlusion = _as_occlusion(mask, (height, width), index, path)
     visible = (face_region(face, (height, width)).astype(np.float32) * (1 - occlusion / 255.0)).astype(np.uint8)
-    crop = plan_crop(width, height, face.landmarks_5, lm3d_5, CROP)
-    crop_hd = plan_crop(width, height, face.landmarks_5, lm3d_5, hd_size)
+    # HRN defines both its detected and its standard 5 points from 68 landmarks (eye centres =
+    # mean of the eye corners); doing the same keeps gaze (iris position) out of the alignment
+    five = standard_five_points(face.landmarks_68)
+    crop = plan_crop(width, height, five, lm3d_5, CROP)
+    crop_hd = plan_crop(width, height, five, lm3d_5, hd_size)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array)).float() / 255.0
