@@ -136,12 +136,16 @@ def test_cli_repaint_writes_the_output_and_refuses_missing_weights(photo, model_
     path, image, analysis = photo
     write_image(tmp_path / "face.png", image)
     write_image(tmp_path / "face.mask.png", mouth_mask(analysis, image.shape))
+    from shrn_core.formats.face import write_face_json
+
+    write_face_json(tmp_path / "face.face.json", analysis)  # reused by the command: no second analysis
     env = dict(os.environ, COLUMNS="200", OMP_NUM_THREADS="1")
     base = [sys.executable, "-m", "shrn_cli", "inpaint", str(tmp_path / "face.png"), "--backend", "repaint"]
     result = subprocess.run(base + ["--weights", str(model_dir), "--steps", "6", "--jump-length", "3",
-                                    "--jump-n-sample", "2", "--device", "cpu"], capture_output=True, text=True, env=env)
+                                    "--jump-n-sample", "2", "--device", "cpu", "--json"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    out = read_image_raw(result.stdout.strip())
+    assert json.loads(result.stdout)["face"] == "reused"
+    out = read_image_raw(json.loads(result.stdout)["outputs"]["inpainted"])
     assert out.shape == image.shape
     result = subprocess.run(base + ["--weights", str(tmp_path / "nowhere")], capture_output=True, text=True, env=env)
     assert result.returncode == 4 and "Traceback" not in result.stderr and "config.json" in result.stderr
