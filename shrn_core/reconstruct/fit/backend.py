@@ -110,7 +110,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
         K = default_intrinsics(w, h, options.focal_px)
         occluded = _landmarks_occluded(item.landmarks, item.mask)
         observations.append(ViewObservation(item.landmarks, K, w, h, occluded))
-    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations), subject_of_view)
+    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations), subject_of_view, device)
     timings["coarse_s"] = time.perf_counter() - started
     note(f"coarse level: landmark RMS {', '.join(f'{e:.1f}' for e in coarse.reprojection_px)} px")
 

@@ -73,39 +73,40 @@ def initial_pose(view: ViewObservation, shape: np.ndarray) -> tuple[np.ndarray, 
 
 
 def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
-                  options: LandmarkFitOptions | None = None, subject_of_view: list[int] | None = None) -> CoarseFit:
+                  options: LandmarkFitOptions | None = None, subject_of_view: list[int] | None = None,
+                  device: torch.device | str = "cpu") -> CoarseFit:
     """Fit all views at once; views with the same ``subject_of_view`` entry share one shape (default:
     all views show one subject). The loss is a sum of per-subject terms, so subjects do not interact."""
     options = options or LandmarkFitOptions()
     subject_of_view = list(subject_of_view) if subject_of_view is not None else [0] * len(views)
     subjects = max(subject_of_view) + 1
-    subject = torch.as_tensor(subject_of_view)
+    subject = torch.as_tensor(subject_of_view, device=device)
     views_per_subject = torch.bincount(subject, minlength=subjects).to(torch.float64)
     dtype = torch.float64
-    mean = torch.as_tensor(topo.mean_shape[:NUM_MESH_POINTS], dtype=dtype)
-    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to(dtype)
-    mirror = torch.as_tensor(topo.mirror)
-    flip = torch.tensor([-1.0, 1.0, 1.0], dtype=dtype)
+    mean = torch.as_tensor(topo.mean_shape[:NUM_MESH_POINTS], dtype=dtype, device=device)
+    laplacian = uniform_laplacian(NUM_MESH_POINTS, topo.triangles).to(device=device, dtype=dtype)
+    mirror = torch.as_tensor(topo.mirror, device=device)
+    flip = torch.tensor([-1.0, 1.0, 1.0], dtype=dtype, device=device)
 
     poses = [initial_pose(v, topo.mean_shape) for v in views]
-    rotvec = torch.tensor(np.stack([matrix_to_axis_angle(R) for R, _ in poses]), dtype=dtype, requires_grad=True)
+    rotvec = torch.tensor(np.stack([matrix_to_axis_angle(R) for R, _ in poses]), dtype=dtype, device=device, requires_grad=True)
     # well-scaled unknowns for L-BFGS: translation as (x / d, y / d, log d) around the initial
     # distance d0, offsets in centimetres
     t0 = np.stack([t for _, t in poses])
-    d0 = torch.tensor(-t0[:, 2], dtype=dtype)
+    d0 = torch.tensor(-t0[:, 2], dtype=dtype, device=device)
     trans_param = torch.tensor(np.stack([t0[:, 0] / -t0[:, 2], t0[:, 1] / -t0[:, 2], np.zeros(len(t0))], 1),
-                               dtype=dtype, requires_grad=True)
-    offset_cm = torch.zeros(subjects, NUM_MESH_POINTS, 3, dtype=dtype, requires_grad=True)
+                               dtype=dtype, device=device, requires_grad=True)
+    offset_cm = torch.zeros(subjects, NUM_MESH_POINTS, 3, dtype=dtype, device=device, requires_grad=True)
 
     def translation():
         d = d0 * torch.exp(trans_param[:, 2])
         return torch.stack([trans_param[:, 0] * d, trans_param[:, 1] * d, -d], 1)
 
-    Ks = torch.tensor(np.stack([v.K for v in views]), dtype=dtype)
-    target = torch.tensor(np.stack([v.landmarks[:NUM_MESH_POINTS] for v in views]), dtype=dtype)
+    Ks = torch.tensor(np.stack([v.K for v in views]), dtype=dtype, device=device)
+    target = torch.tensor(np.stack([v.landmarks[:NUM_MESH_POINTS] for v in views]), dtype=dtype, device=device)
     weights = torch.tensor(np.stack([np.where(v.occluded[:NUM_MESH_POINTS], options.occluded_landmark_weight, 1.0)
-                                     for v in views]), dtype=dtype)
-    px_per_mm = torch.tensor([v.K[0, 0] / -t[2] for v, (_, t) in zip(views, poses)], dtype=dtype)
+                                     for v in views]), dtype=dtype, device=device)
+    px_per_mm = torch.tensor([v.K[0, 0] / -t[2] for v, (_, t) in zip(views, poses)], dtype=dtype, device=device)
 
     mean_eye_distance = (mean[list(RIGHT_EYE)].mean(0) - mean[list(LEFT_EYE)].mean(0)).norm()
 
@@ -160,11 +161,11 @@ def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
         loss, uv = residuals()
     if not torch.isfinite(loss):
         raise NumericalError("landmark fit diverged (NaN/inf loss)")
-    rms = torch.sqrt(((uv - target[..., :2]) ** 2).sum(-1).mean(1)).numpy()
+    rms = torch.sqrt(((uv - target[..., :2]) ** 2).sum(-1).mean(1)).cpu().numpy()
     log.debug("coarse fit: loss %.3f mm^2, reprojection RMS %s px", float(loss), np.round(rms, 2))
     return CoarseFit(
-        vertices=(mean + 10 * offset_cm).detach().numpy().astype(np.float32),
-        rotations=axis_angle_to_matrix(rotvec).detach().numpy().astype(np.float32),
-        translations=translation().detach().numpy().astype(np.float32),
+        vertices=(mean + 10 * offset_cm).detach().cpu().numpy().astype(np.float32),
+        rotations=axis_angle_to_matrix(rotvec).detach().cpu().numpy().astype(np.float32),
+        translations=translation().detach().cpu().numpy().astype(np.float32),
         reprojection_px=rms,
     )

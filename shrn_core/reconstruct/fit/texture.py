@@ -46,27 +46,27 @@ def unwrap(ctx, vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor, 
         index = torch.nonzero(chart.reshape(-1)).squeeze(1)
         p = points.reshape(-1, 3)[index]
         n = normals.reshape(-1, 3)[index]
-        total = torch.zeros(len(index), 3, dtype=vertices.dtype)
-        weight = torch.zeros(len(index), dtype=vertices.dtype)
+        total = torch.zeros(len(index), 3, dtype=vertices.dtype, device=vertices.device)
+        weight = torch.zeros(len(index), dtype=vertices.dtype, device=vertices.device)
         for view in views:
             colour, w = _observe(ctx, vertices, faces, p, n, view)
             total += colour * w[:, None]
             weight += w
-        albedo = torch.zeros(size * size, 3, dtype=vertices.dtype)
+        albedo = torch.zeros(size * size, 3, dtype=vertices.dtype, device=vertices.device)
         albedo[index] = total / weight.clamp(min=1e-6)[:, None]
-        weights = torch.zeros(size * size, dtype=vertices.dtype)
+        weights = torch.zeros(size * size, dtype=vertices.dtype, device=vertices.device)
         weights[index] = weight
     return albedo.view(size, size, 3), weights.view(size, size), chart
 
 
 def _observe(ctx, vertices, faces, points, normals, view: TextureView):
     height, width = view.image.shape[:2]
-    R = torch.as_tensor(view.R, dtype=points.dtype)
-    t = torch.as_tensor(view.t, dtype=points.dtype)
+    R = torch.as_tensor(view.R, dtype=points.dtype, device=points.device)
+    t = torch.as_tensor(view.t, dtype=points.dtype, device=points.device)
     cam = points @ R.T + t
     n_cam = normals @ R.T
     facing = (n_cam * torch.nn.functional.normalize(-cam, dim=-1)).sum(-1)
-    K = torch.as_tensor(view.K, dtype=points.dtype)
+    K = torch.as_tensor(view.K, dtype=points.dtype, device=points.device)
     depth = (-cam[:, 2]).clamp(min=1e-3)
     pix = torch.stack([K[0, 0] * cam[:, 0] / depth + K[0, 2], K[1, 1] * -cam[:, 1] / depth + K[1, 2]], -1)
     inside = (pix[:, 0] >= 0) & (pix[:, 0] < width) & (pix[:, 1] >= 0) & (pix[:, 1] < height)
@@ -82,7 +82,7 @@ def _observe(ctx, vertices, faces, points, normals, view: TextureView):
     inner = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
     inner = torch.as_tensor(inner, device=rast.device)[None, ..., None]
     z_image = torch.where(inner, z_image, torch.full_like(z_image, -1e9))
-    pix_vis = pix * torch.tensor([vis_w / width, vis_h / height], dtype=pix.dtype)
+    pix_vis = pix * torch.tensor([vis_w / width, vis_h / height], dtype=pix.dtype, device=pix.device)
     z_seen = sample_nearest(z_image[0, ..., 0], pix_vis)
     visible = inside & ((z_seen - cam[:, 2]).abs() < VISIBILITY_TOLERANCE_MM) & (facing > MIN_COSINE)
     valid = sample_nearest(view.valid.to(points.dtype), pix) > 0.5
