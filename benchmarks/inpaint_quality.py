@@ -106,6 +106,7 @@ def main() -> None:
             continue
         engines[name] = create_backend(name, **options)
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     records = []
     for sample in make_synthetic_set(photos, occluders, seed=args.seed, per_photo=args.per_photo):
         truth = read_image(sample.photo)
@@ -146,7 +147,6 @@ def main() -> None:
     summary = summarise(records, list(engines))
     print_table(summary, records)
     if args.json_out:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
         machine = {"python": platform.python_version(), "platform": platform.platform(), "commit": commit,
                    "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
                    "landmarks": args.landmarks, "per_photo": args.per_photo, "seed": args.seed}

@@ -33,6 +33,7 @@ class PoissonProblem:
     rhs: np.ndarray  # (n, C)
     rows: np.ndarray  # (n,) row of each unknown
     cols: np.ndarray  # (n,) column of each unknown
+    labels: np.ndarray | None = None  # (n,) region label of each unknown
 
 
 def build_problem(image: np.ndarray, mask: np.ndarray, guide: np.ndarray | None = None,
@@ -82,26 +83,35 @@ def build_problem(image: np.ndarray, mask: np.ndarray, guide: np.ndarray | None 
         (np.concatenate([degree] + off_vals), (np.concatenate([diagonal] + off_rows), np.concatenate([diagonal] + off_cols))),
         shape=(n, n),
     )
-    return PoissonProblem(matrix, rhs, rows, cols)
+    return PoissonProblem(matrix, rhs, rows, cols, labels[flat].astype(np.int64) if labels is not None else None)
 
 
 class MultigridPreconditioner:
-    """One V-cycle of aggregation multigrid (2x2 pixel blocks per level) with damped Jacobi smoothing."""
+    """One V-cycle of aggregation multigrid (2x2 pixel blocks per level) with damped Jacobi smoothing.
 
-    def __init__(self, matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, damping: float = 0.8):
+    Blocks never mix region labels, so weak barrier edges stay between aggregates and the coarse
+    levels keep seeing them (mixing them makes conjugate gradients take twice the iterations).
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, labels: np.ndarray | None = None,
+                 damping: float = 0.8):
         self.levels: list[tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]] = []
         self.damping = damping
         a = matrix
+        labels = np.zeros(len(rows), np.int64) if labels is None else np.asarray(labels, np.int64)
         while a.shape[0] > COARSEST_SIZE:
             rows, cols = rows // 2, cols // 2
-            key = rows * (int(cols.max()) + 1) + cols
+            span_c, span_l = int(cols.max()) + 1, int(labels.max()) + 1
+            key = (rows * span_c + cols) * span_l + labels
             unique, aggregate = np.unique(key, return_inverse=True)
             if len(unique) == a.shape[0]:  # no further coarsening possible
                 break
-            prolong = sp.csr_matrix((np.ones(len(aggregate)), (np.arange(len(aggregate)), aggregate)), shape=(len(aggregate), len(unique)))
+            prolong = sp.csr_matrix((np.ones(len(aggregate), a.dtype), (np.arange(len(aggregate)), aggregate)),
+                                    shape=(len(aggregate), len(unique)))
             self.levels.append((a, prolong, 1.0 / a.diagonal()))
             a = (prolong.T @ a @ prolong).tocsr()
-            rows, cols = np.divmod(unique, int(cols.max()) + 1)
+            position, labels = np.divmod(unique, span_l)
+            rows, cols = np.divmod(position, span_c)
         self.coarsest = spl.splu(a.tocsc())
 
     def __call__(self, residual: np.ndarray) -> np.ndarray:
@@ -125,7 +135,7 @@ def solve(problem: PoissonProblem, initial: np.ndarray | None = None, tolerance:
     a, b = problem.matrix, problem.rhs
     if a.shape[0] == 0:
         return np.zeros_like(b)
-    precondition = MultigridPreconditioner(a, problem.rows, problem.cols)
+    precondition = MultigridPreconditioner(a, problem.rows, problem.cols, problem.labels)
     x = np.zeros_like(b) if initial is None else initial.astype(b.dtype)
     r = b - a @ x
     limit = tolerance**2 * np.maximum(_column_dot(b, b), 1e-24)
