@@ -96,17 +96,20 @@ class _Barycentrics(torch.autograd.Function):
         gbb = gb0 * b0 + gb1 * b1
         p0x, p1x, p2x = p_x.unbind(1)
         p0y, p1y, p2y = p_y.unbind(1)
-        gx = torch.stack([gbb * (p2y - p1y) - gb1 * p2y,
-                          gbb * (p0y - p2y) + gb0 * p2y,
-                          gbb * (p1y - p0y) - gb0 * p1y + gb1 * p0y], dim=1)
-        gy = torch.stack([gbb * (p1x - p2x) + gb1 * p2x,
-                          gbb * (p2x - p0x) - gb0 * p2x,
-                          gbb * (p0x - p1x) + gb0 * p1x - gb1 * p0x], dim=1)
-        gw = -fx.unsqueeze(1) * gx - fy.unsqueeze(1) * gy
-        g_corners = torch.stack([gx, gy, torch.zeros_like(gx), gw], dim=2)  # (N, 3, 4)
+        gx = (gbb * (p2y - p1y) - gb1 * p2y,
+              gbb * (p0y - p2y) + gb0 * p2y,
+              gbb * (p1y - p0y) - gb0 * p1y + gb1 * p0y)
+        gy = (gbb * (p1x - p2x) + gb1 * p2x,
+              gbb * (p2x - p0x) - gb0 * p2x,
+              gbb * (p0x - p1x) + gb0 * p1x - gb1 * p0x)
         shape = ctx.pos_shape
-        g_pos = torch.zeros(shape[0] * shape[1], 4, dtype=grad.dtype, device=grad.device)
-        g_pos.index_add_(0, vertex.reshape(-1), g_corners.reshape(-1, 4))
+        g_pos = torch.zeros(shape.numel(), dtype=grad.dtype, device=grad.device)
+        # 1D scatter_add_ is several times faster on the CPU than index_add_ of (N, 4) rows
+        for i in range(3):
+            target = vertex[:, i] * 4
+            g_pos.scatter_add_(0, target, gx[i])
+            g_pos.scatter_add_(0, target + 1, gy[i])
+            g_pos.scatter_add_(0, target + 3, -fx * gx[i] - fy * gy[i])  # d/dw
         return g_pos.view(shape), None, None, None, None, None, None
 
 
@@ -156,10 +159,11 @@ class _Interpolate(torch.autograd.Function):
         g = grad.reshape(-1, channels).index_select(0, pixel)  # (N, C)
         g_attr = g_rast = None
         if ctx.needs_input_grad[0]:
-            table = torch.zeros(attr.numel() // channels, channels, dtype=attr.dtype, device=attr.device)
-            weights = torch.cat([g * u, g * v, g * (1 - u - v)], dim=0)
-            table.index_add_(0, vertex.T.reshape(-1), weights)
-            g_attr = table.view(attr.shape)
+            weights = torch.stack([g * u, g * v, g * (1 - u - v)], dim=1)  # (N, 3, C)
+            target = vertex.unsqueeze(2) * channels + torch.arange(channels, device=vertex.device)
+            g_attr = torch.zeros(attr.numel(), dtype=attr.dtype, device=attr.device)
+            g_attr.scatter_add_(0, target.reshape(-1), weights.reshape(-1))
+            g_attr = g_attr.view(attr.shape)
         if ctx.needs_input_grad[1]:
             corners = attr.reshape(-1, channels).index_select(0, vertex.reshape(-1)).view(-1, 3, channels)
             g_u = (g * (corners[:, 0] - corners[:, 2])).sum(1)
