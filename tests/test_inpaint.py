@@ -86,6 +86,20 @@ def test_poisson_fill_with_offset_guide_restores_the_original():
     assert np.abs(filled - original)[mask].max() < 1e-4
 
 
+def test_region_barrier_keeps_colours_on_their_side():
+    image = np.zeros((60, 100, 3), np.float32)
+    image[:, :50], image[:, 50:] = 0.2, 0.8  # e.g. skin | background, hole across both
+    mask = np.zeros((60, 100), bool)
+    mask[20:40, 10:90] = True
+    regions = np.zeros((60, 100), np.uint8)
+    regions[:, 50:] = 1
+    damaged = np.where(mask[:, :, None], 0.5, image).astype(np.float32)
+    separated = poisson_fill(damaged, mask, regions=regions, tolerance=1e-6, dtype=np.float64)
+    blended = poisson_fill(damaged, mask, tolerance=1e-6, dtype=np.float64)
+    assert np.abs(separated - image)[mask].max() < 0.02
+    assert abs(blended[30, 48, 0] - 0.2) > 0.1  # without the barrier the two colours mix at the border
+
+
 # ------------------------------------------------------------------ pixels outside the mask
 
 
