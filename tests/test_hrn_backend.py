@@ -162,11 +162,12 @@ def test_multi_view_fits_jointly_and_lowers_the_loss(backend, shared_data):
     images = [read_image(p) for p in paths]
     faces = [analyze_image(p) for p in paths]
     result = backend.reconstruct(images, None, faces, {"multi_view": True, "mv_iterations": 3, "renders": False,
-                                                        "image_paths": [str(p) for p in paths]})
+                                                        "texture": "albedo", "image_paths": [str(p) for p in paths]})
     history = result.info["mv_loss_history"]
     assert len(history) == 4 and history[-1] < history[0]
     assert [v.image_path for v in result.views] == [str(p) for p in paths]
     assert result.views[0].overlay is None
+    assert result.albedo.shape == (128, 128, 3) and result.albedo.std() > 0
     assert not np.allclose(result.views[0].camera.R, result.views[1].camera.R)
     for view, face in zip(result.views, faces):
         ids = result.landmark_vertex_ids[LANDMARKS_68]
