@@ -61,6 +61,28 @@ def timed(device, fn, iterations: int) -> list[float]:
     return times
 
 
+@torch.no_grad()
+def render_parity(backend: HRNBackend) -> dict:
+    """Render one prediction with both rasterizer backends: coverage agreement and colour difference."""
+    from shrn_core.reconstruct.hrn.render import HRNRenderer  # noqa: PLC0415
+
+    model = backend.model
+    image, analysis = synthetic_photo(seed=3)
+    views = backend._prepare([image], None, [analysis], {})
+    state = model(backend._inputs(views))
+    normals = model.normal_maps(state, state.shape_mid, state.displacement)
+    colour = model.shade(state, normals, state.albedo)
+    posed = state.posed(state.shape_mid)
+    results = {}
+    for name in ("nvdiffrast", "torch"):
+        renderer = HRNRenderer(posed.device, name)
+        results[name] = renderer.render_uv_texture(posed, model.bfm.tri, model.bfm.uvs, colour, 512)
+    (mask_a, img_a), (mask_b, img_b) = results["nvdiffrast"], results["torch"]
+    both = (mask_a * mask_b).sum()
+    return {"mask_iou": float(both / ((mask_a + mask_b).clamp(max=1).sum())),
+            "mean_abs_colour_diff_in_both": float(((img_a - img_b).abs().mean(1, keepdim=True) * mask_a * mask_b).sum() / both)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
@@ -104,13 +126,17 @@ def main() -> None:
                      "median_s_per_batch": times[0], "s_per_image": times[0] / 2, "images_per_s": 2 / times[0]})
 
     render_backend = backend.model.renderer.ctx.backend
+    parity = render_parity(backend) if render_backend == "nvdiffrast" else None
     print(f"hrn backend, random weights at real sizes on {device} ({machine()}), render backend {render_backend}, commit {commit()}")
     print(f"model build (BFM-size assets in memory): {build:.1f} s; one image breakdown (s): "
           + ", ".join(f"{k} {v:.3f}" for k, v in info.items()))
     print(f"{'case':<48} {'s/batch':>9} {'s/image':>9} {'images/s':>9}")
     for row in rows:
         print(f"{row['case']:<48} {row['median_s_per_batch']:>9.3f} {row['s_per_image']:>9.3f} {row['images_per_s']:>9.2f}")
+    if parity:
+        print("HRN render, nvdiffrast vs torch backend: " + ", ".join(f"{k} {v:.4f}" for k, v in parity.items()))
     write_json(args.json_out, {"benchmark": "hrn_speed", "device": str(device), "render_backend": render_backend,
+                               "render_parity": parity,
                                "iterations": args.iterations, "build_s": build, "breakdown_one_image_s": info,
                                "rows": rows, "target": "under 0.5 s per image including rendering"})
 
