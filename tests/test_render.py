@@ -311,6 +311,7 @@ def test_visibility_helpers():
 
 
 def test_bad_inputs_raise_input_errors():
+    assert create_context("auto", "cpu").backend == "torch"
     with pytest.raises(InputError, match="nvdiffrast"):
         create_context("nvdiffrast", "cpu")
     with pytest.raises(InputError, match="unknown render backend"):

@@ -69,7 +69,9 @@ def rasterize(ctx: RenderContext, pos: torch.Tensor, tri: torch.Tensor, resoluti
     height, width = _check_rasterize_inputs(pos, tri, resolution)
     if ctx.backend == "nvdiffrast":
         dr = nvdiffrast_module()
-        return dr.rasterize(ctx.native, pos.contiguous(), tri.int().contiguous(), (height, width))
+        if tri.shape[0] == 0:  # nvdiffrast rejects an empty triangle list
+            return pos.new_zeros(pos.shape[0], height, width, 4), None
+        return dr.rasterize(ctx.native, pos.float().contiguous(), tri.int().contiguous(), (height, width))
     return torch_raster.rasterize(pos, tri, (height, width)), None
 
 
@@ -98,7 +100,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
         raise InputError(f"attr batch {attr.shape[0]} does not match rast batch {rast.shape[0]}")
     if _use_nvdiffrast(backend, rast):
         dr = nvdiffrast_module()
-        out, _ = dr.interpolate(attr.contiguous(), rast.contiguous(), tri.int().contiguous())
+        out, _ = dr.interpolate(attr.float().contiguous(), rast.float().contiguous(), tri.int().contiguous())
         return out, None
     return torch_raster.interpolate(attr, rast, tri), None
 
@@ -120,7 +122,7 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, filter_mode: str = "linear", bo
         raise InputError(f"texture needs tex (B, Ht, Wt, C) and uv (B, H, W, 2); got {tuple(tex.shape)} and {tuple(uv.shape)}")
     if _use_nvdiffrast(backend, uv):
         dr = nvdiffrast_module()
-        return dr.texture(tex.contiguous(), uv.contiguous(), filter_mode=filter_mode, boundary_mode=boundary_mode)
+        return dr.texture(tex.float().contiguous(), uv.float().contiguous(), filter_mode=filter_mode, boundary_mode=boundary_mode)
     return _texture_torch(tex, uv, filter_mode, boundary_mode)
 
 
@@ -153,7 +155,7 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
     gradients: fit with losses that do not need them, e.g. landmarks and masked photometric terms)."""
     if _use_nvdiffrast(backend, color):
         dr = nvdiffrast_module()
-        return dr.antialias(color.contiguous(), rast.contiguous(), pos.contiguous(), tri.int().contiguous())
+        return dr.antialias(color.float().contiguous(), rast.float().contiguous(), pos.float().contiguous(), tri.int().contiguous())
     return color
 
 
