@@ -151,6 +151,7 @@ def run_repaint(model: RePaintModel, image: np.ndarray, known: np.ndarray, steps
                 sample = scheduler.step(noise_pred, t, sample, original, keep, generator).prev_sample
             else:
                 sample = scheduler.undo_step(sample, t_last, generator)
+            sample = sample.to(dtype)  # the scheduler's float32 constants would promote a half-precision model's sample
             t_last = t
             advance()
     result = (sample / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).float().cpu().numpy()
