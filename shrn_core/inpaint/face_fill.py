@@ -1,16 +1,20 @@
 """The ``face`` backend: fill occluded face pixels from their mirror image across the face.
 
-1. **Mirror sources** (``symmetry.mirror_map``): every masked pixel whose mirrored position on the
-   other half of the face is visible gets that position as its source.
-2. **Illumination matching**: the two halves of a face are rarely lit alike, so the mirrored
-   pixels are multiplied by a smooth per-channel gain, the ratio of local averages of each pixel
-   and its mirror over pixel pairs where both are visible (a wide Gaussian, so the gain reaching
-   into the hole comes from the pairs around it).
-3. **Gradient-domain blend** (``poisson``): one Poisson solve over all masked pixels takes the
-   gradients of the gain-matched mirror image where it is defined and zero gradients elsewhere,
-   with the visible pixels around the hole as boundary values. Mirrored texture therefore meets
-   its surroundings without a seam, and pixels whose mirror is hidden too (or that lie off the
-   face) receive a harmonic, i.e. diffusion, fill.
+1. **Mirror sources** (``symmetry.MirrorMapper``): every masked pixel whose mirrored position on
+   the other half of the face is visible gets that position as its source.
+2. **Illumination matching** (``GainField``): the two halves of a face are rarely lit alike, so the
+   mirrored pixels are multiplied by a smooth per-channel gain, the ratio of local averages of
+   pixels and their mirrors where both are visible.
+3. **Mirror check** (``mirror_is_better``): the mirror must predict the visible band around the
+   hole about as well as a smooth surface does, else the hole gets diffusion only.
+4. **Gradient-domain blend** (``poisson``): one Poisson solve over the hole takes the gradients of
+   the gain-matched mirror image where it is defined and zero gradients elsewhere, with the visible
+   pixels around the hole as boundary values. Mirrored texture meets its surroundings without a
+   seam; pixels whose mirror is hidden too get a harmonic (diffusion) fill. A thin ring just outside
+   the mask is solved for as well rather than trusted as boundary, and edges across the face
+   outline are nearly cut, so background colours do not diffuse into the face.
+
+See docs/inpainting.md.
 """
 from __future__ import annotations
 
