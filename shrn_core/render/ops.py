@@ -7,6 +7,7 @@ tensors live on CUDA, else the PyTorch implementation; pass ``backend="torch"`` 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -25,8 +26,9 @@ NVDIFFRAST_INSTALL = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def nvdiffrast_module():
-    """``nvdiffrast.torch`` or None when it cannot be imported."""
+    """``nvdiffrast.torch`` or None when it cannot be imported (looked up once per process)."""
     try:
         import nvdiffrast.torch as dr  # noqa: PLC0415 - optional dependency
     except Exception:  # ImportError, or a broken build failing to load its extension
@@ -53,7 +55,12 @@ def create_context(backend: str = "auto", device: str | torch.device = "auto") -
         if dr is None:
             raise InputError(NVDIFFRAST_INSTALL)
     if backend == "nvdiffrast" or (backend == "auto" and dr is not None):
-        return RenderContext("nvdiffrast", device, dr.RasterizeCudaContext(device=device))
+        try:
+            native = dr.RasterizeCudaContext(device=device)
+        except RuntimeError as exc:  # e.g. an nvdiffrast build for another CUDA version
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"nvdiffrast could not start on {device} ({first}); rebuild it (docs/rendering.md) or use backend='torch'") from None
+        return RenderContext("nvdiffrast", device, native)
     return RenderContext("torch", device)
 
 
