@@ -335,7 +335,7 @@ def test_chunked_fragments_and_refresh_match_a_plain_render(monkeypatch):
     pos = world_to_clip(torch.from_numpy(corners), K, rotation(0.3, 0.2), np.array([0, 0, -100], np.float32), size, size)
     pos = torch.cat([pos, pos * torch.tensor([1.02, 0.97, 1, 1])])
     whole, _ = rasterize(CTX, pos, tri, (size, size))
-    monkeypatch.setattr(torch_raster, "MAX_FRAGMENTS_PER_CHUNK", 37)
+    monkeypatch.setattr(torch_raster, "MAX_FRAGMENTS_PER_CHUNK", 151)
     chunked, _ = rasterize(CTX, pos, tri, (size, size))
     torch.testing.assert_close(chunked, whole)
     # refresh: same ids, barycentrics of the moved vertices, gradients through u, v

@@ -59,7 +59,8 @@ def create_context(backend: str = "auto", device: str | torch.device = "auto") -
             native = dr.RasterizeCudaContext(device=device)
         except RuntimeError as exc:  # e.g. an nvdiffrast build for another CUDA version
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"nvdiffrast could not start on {device} ({first}); rebuild it (docs/rendering.md) or use backend='torch'") from None
+            raise InputError(f"nvdiffrast could not start on {device} ({first}); "
+                             "rebuild it (docs/rendering.md) or use backend='torch'") from None
         return RenderContext("nvdiffrast", device, native)
     return RenderContext("torch", device)
 
@@ -102,7 +103,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
     Returns ``(image, None)`` to mirror nvdiffrast's tuple.
     """
     if attr.dim() not in (2, 3) or rast.dim() != 4 or rast.shape[-1] != 4:
-        raise InputError(f"interpolate needs attr (B, V, C) or (V, C) and rast (B, H, W, 4); got {tuple(attr.shape)} and {tuple(rast.shape)}")
+        raise InputError("interpolate needs attr (B, V, C) or (V, C) and rast (B, H, W, 4); "
+                         f"got {tuple(attr.shape)} and {tuple(rast.shape)}")
     if attr.dim() == 3 and attr.shape[0] not in (1, rast.shape[0]):
         raise InputError(f"attr batch {attr.shape[0]} does not match rast batch {rast.shape[0]}")
     if _use_nvdiffrast(backend, rast):
@@ -112,7 +114,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
     return torch_raster.interpolate(attr, rast, tri), None
 
 
-def texture(tex: torch.Tensor, uv: torch.Tensor, filter_mode: str = "linear", boundary_mode: str = "wrap", backend: str = "auto") -> torch.Tensor:
+def texture(tex: torch.Tensor, uv: torch.Tensor, filter_mode: str = "linear", boundary_mode: str = "wrap",
+            backend: str = "auto") -> torch.Tensor:
     """Sample ``tex`` (B, Ht, Wt, C) at ``uv`` (B, H, W, 2) -> (B, H, W, C), nvdiffrast's convention:
     u runs along the texture width, v along its height, (0, 0) is the outer corner of texel [0, 0]
     (the first row in memory), texel centres sit at ((i + 0.5) / Wt, (j + 0.5) / Ht). An image
