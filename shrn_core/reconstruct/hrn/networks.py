@@ -13,23 +13,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import Bottleneck, ResNet
+
+from ...errors import InputError
 
 COEFF_LAYOUT = (("id", 80), ("exp", 64), ("tex", 80), ("angle", 3), ("gamma", 27), ("trans_xy", 2), ("trans_z", 1))
 N_COEFFS = sum(n for _, n in COEFF_LAYOUT)  # 257
 
 
-class _Backbone(ResNet):
-    """torchvision's ResNet-50 ending at global average pooling (no ``fc``: not in the checkpoint)."""
-
-    def __init__(self):
-        super().__init__(Bottleneck, [3, 4, 6, 3])
-        del self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x)  # (B, 2048, 1, 1)
+def _resnet50_without_classifier() -> nn.Module:
+    """torchvision's ResNet-50 (stride on the 3x3 convolution, as HRN's copy) minus ``fc``."""
+    try:
+        from torchvision.models.resnet import Bottleneck, ResNet
+    except ImportError:
+        raise InputError("the hrn backend needs torchvision: pip install 'shrn[hrn]' (torchvision>=0.17)") from None
+    backbone = ResNet(Bottleneck, [3, 4, 6, 3])
+    del backbone.fc  # not in the checkpoint: HRN regresses with 1x1 convolutions instead
+    return backbone
 
 
 class CoefficientRegressor(nn.Module):
@@ -37,14 +36,16 @@ class CoefficientRegressor(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.backbone = _Backbone()
+        self.backbone = _resnet50_without_classifier()
         self.final_layers = nn.ModuleList(nn.Conv2d(2048, n, kernel_size=1, bias=True) for _, n in COEFF_LAYOUT)
         for head in self.final_layers:  # as HRN: untrained, it predicts the mean face, frontal, centred
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(image)
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(image))))
+        features = b.avgpool(b.layer4(b.layer3(b.layer2(b.layer1(x)))))  # (B, 2048, 1, 1)
         return torch.cat([head(features) for head in self.final_layers], dim=1).flatten(1)
 
 
