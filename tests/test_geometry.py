@@ -145,6 +145,8 @@ def test_surface_distance_modes():
     sim = surface_distance(scaled, b, align="similarity")
     assert sim.transform.scale == pytest.approx(1 / 1.3, rel=5e-3)
     assert sim.mean == pytest.approx(rigid.mean, rel=0.1)
+    far = (a[0] + np.array([0.0, 0.0, 500.0]), a[1])  # far away: the centroid start finds it
+    assert surface_distance(far, b, align="rigid").mean == pytest.approx(rigid.mean, rel=0.05)
     both = surface_distance(a, b, align="rigid", symmetric=True)
     assert both.count == len(a[0]) + len(b.vertices)
     with pytest.raises(InputError, match="align mode"):

@@ -52,8 +52,9 @@ def surface_distance(mesh_a, mesh_b, align: str = "rigid", landmarks_a: np.ndarr
     (``shrn_core.reconstruct.types.Mesh``, ``trimesh.Trimesh``); ``mesh_a`` may be a point cloud
     (no faces). ``align``: ``"none"`` (as given), ``"rigid"`` (rotation + translation) or
     ``"similarity"`` (+ uniform scale). The alignment starts from a landmark fit when
-    ``landmarks_a``/``landmarks_b`` ((N, 3), N >= 3, corresponding) are given, else from the
-    identity, and is refined by ICP of ``a``'s vertices onto ``b``'s surface. ``symmetric=True``
+    ``landmarks_a``/``landmarks_b`` ((N, 3), N >= 3, corresponding) are given, else from both the
+    identity and a centroid match (the better end result wins), and is refined by ICP of ``a``'s
+    vertices onto ``b``'s surface (see ``geometry.icp``). ``symmetric=True``
     adds the distances from ``b``'s vertices to the aligned ``a`` surface (both must have faces).
     The returned ``transform`` maps ``a`` onto ``b``; distances are in ``b``'s units.
     """
@@ -66,11 +67,13 @@ def surface_distance(mesh_a, mesh_b, align: str = "rigid", landmarks_a: np.ndarr
     if align != "none":
         with_scale = align == "similarity"
         if landmarks_a is not None and landmarks_b is not None:
-            transform = umeyama(landmarks_a, landmarks_b, with_scale=with_scale)
+            starts = [umeyama(landmarks_a, landmarks_b, with_scale=with_scale)]
+        else:  # as given, or centroids matched: keep whichever ICP ends closer
+            starts = [Similarity(), Similarity(translation=vb.mean(axis=0) - va.mean(axis=0))]
         # icp_to_surface moves the surface onto the points, so fit b onto a and invert.
-        result = icp_to_surface(va, surface, init=transform.inverse(), with_scale=with_scale,
-                                max_iterations=max_iterations)
-        transform = result.transform.inverse()
+        results = [icp_to_surface(va, surface, init=start.inverse(), with_scale=with_scale,
+                                  max_iterations=max_iterations) for start in starts]
+        transform = min(results, key=lambda r: r.rms).transform.inverse()
     aligned = transform.apply(va)
     distances = surface.query(aligned).distances
     if symmetric:
