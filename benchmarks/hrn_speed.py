@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the repo, when shrn is not installed
 from common import commit, machine, write_json  # noqa: E402
 
 from shrn_core.device import resolve_device  # noqa: E402
