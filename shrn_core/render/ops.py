@@ -86,8 +86,9 @@ def rasterize(ctx: RenderContext, pos: torch.Tensor, tri: torch.Tensor, resoluti
 def refresh_rast(ctx: RenderContext, pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
     """``rast`` for new ``pos`` while keeping the pixel -> triangle map of an earlier ``rast`` (torch
     backend: barycentrics only, no visibility pass; several times cheaper). Useful inside a fit, where
-    visibility changes slowly: rasterize every few iterations and refresh in between. With the
-    nvdiffrast backend this simply rasterizes again."""
+    visibility changes slowly: rasterize every few iterations and refresh in between. ``rast`` must be
+    in the rasterizer's own row order (not flipped with ``to_image_rows``). With the nvdiffrast
+    backend this simply rasterizes again."""
     if ctx.backend == "nvdiffrast":
         return rasterize(ctx, pos, tri, rast.shape[1:3])[0]
     _check_rasterize_inputs(pos, tri, rast.shape[1:3])
