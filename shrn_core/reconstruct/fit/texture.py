@@ -17,6 +17,7 @@ from .shading import shade
 VISIBILITY_TOLERANCE_MM = 3.0
 MIN_COSINE = 0.25
 MAX_VISIBILITY_SIDE = 512
+INPAINT_SIZE = 128
 
 
 @dataclass
@@ -113,8 +114,17 @@ def complete(albedo: np.ndarray, weight: np.ndarray, chart: np.ndarray, min_weig
     known = seen | use_mirror
     if not known.any():
         return np.full_like(albedo, 0.6)
-    image8 = np.clip(out * 255, 0, 255).astype(np.uint8)
-    holes = (~known).astype(np.uint8) * 255
-    filled = cv2.inpaint(image8, holes, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+    # inpaint at <= 128 px (fast; the holes are filled smoothly anyway), then upsample the fill
+    size = out.shape[0]
+    small = max(1, min(size, INPAINT_SIZE))
+    known_small = cv2.resize(known.astype(np.uint8), (small, small), interpolation=cv2.INTER_AREA) > 0
+    weights = cv2.resize(known.astype(np.float32), (small, small), interpolation=cv2.INTER_AREA)
+    colour_sum = cv2.resize(np.where(known[..., None], out, 0).astype(np.float32), (small, small),
+                            interpolation=cv2.INTER_AREA)
+    colour_small = colour_sum / np.maximum(weights[..., None], 1e-6)
+    image8 = np.clip(colour_small * 255, 0, 255).astype(np.uint8)
+    holes = (~known_small).astype(np.uint8) * 255
+    filled_small = cv2.inpaint(image8, holes, 3, cv2.INPAINT_TELEA).astype(np.float32) / 255
+    filled = cv2.resize(filled_small, (size, size), interpolation=cv2.INTER_LINEAR)
     out = np.where(known[..., None], out, filled)
     return out
