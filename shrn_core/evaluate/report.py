@@ -16,6 +16,7 @@ from .result import EvalResult
 
 COLORMAP = "turbo"
 DEFAULT_HEATMAP_MAX_MM = 4.0
+MAX_RENDER_POINTS = 60000
 OUTPUT_KINDS = {"metrics": ("metrics", "json"), "errors": ("errors", "npy"),
                 "heatmap_ply": ("error_heatmap", "ply"), "heatmap_png": ("error_heatmap", "png")}
 
@@ -52,7 +53,7 @@ def write_item_outputs(result: EvalResult, out_dir: str | Path, stem: str, pred_
     write_heatmap_ply(paths["heatmap_ply"], result.scan_points, colors, errors, result.scan_faces)
     title = f"{stem} ({result.protocol}): median {result.stats.median:.2f} mm, mean {result.stats.mean:.2f} mm"
     write_bytes(paths["heatmap_png"], render_heatmap_png(result.scan_points, errors, result.view_rotation,
-                                                         heatmap_max, title))
+                                                         heatmap_max, title, result.scan_faces))
     write_metrics(paths["metrics"], metrics_payload(result, pred_path, scan_path))  # last: marks completion
     return paths
 
@@ -72,15 +73,20 @@ def splat(points: np.ndarray, values: np.ndarray, rotation: np.ndarray, size: in
     """
     from scipy.spatial import cKDTree
 
-    local = np.asarray(points, dtype=np.float64) @ np.asarray(rotation).T
+    points = np.asarray(points, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if len(points) > MAX_RENDER_POINTS:  # plenty for a 512-pixel picture; bounds memory and time
+        keep = np.random.default_rng(0).choice(len(points), MAX_RENDER_POINTS, replace=False)
+        points, values = points[keep], values[keep]
+    local = points @ np.asarray(rotation).T
     lo, hi = local[:, :2].min(axis=0), local[:, :2].max(axis=0)
     extent = max(float((hi - lo).max()), 1e-9)
     px = extent / (size - 1)
     width, height = (np.ceil((hi - lo) / px).astype(int) + 1)
     sample = local[:: max(1, len(local) // 2000)]
-    # Spacing where the scan is sparse (90th percentile), so sparse areas still look closed.
-    spacing = float(np.percentile(cKDTree(local[:, :2]).query(sample[:, :2], k=2)[0][:, 1], 90)) if len(local) > 1 else px
-    radius = int(np.clip(np.ceil(0.8 * spacing / px), 1, 10))
+    # Spacing where the scan is sparse (95th percentile), so sparse areas still look closed.
+    spacing = float(np.percentile(cKDTree(local[:, :2]).query(sample[:, :2], k=2)[0][:, 1], 95)) if len(local) > 1 else px
+    radius = int(np.clip(np.ceil(spacing / px), 1, 5))
     col = np.round((local[:, 0] - lo[0]) / px).astype(int)
     row = np.round((hi[1] - local[:, 1]) / px).astype(int)
     offsets = [(dy, dx) for dy in range(-radius + 1, radius) for dx in range(-radius + 1, radius)
@@ -88,7 +94,7 @@ def splat(points: np.ndarray, values: np.ndarray, rotation: np.ndarray, size: in
     rr = np.concatenate([row + dy for dy, dx in offsets])
     cc = np.concatenate([col + dx for dy, dx in offsets])
     depth = np.tile(local[:, 2], len(offsets))
-    vals = np.tile(np.asarray(values, dtype=np.float64), len(offsets))
+    vals = np.tile(values, len(offsets))
     ok = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
     rr, cc, depth, vals = rr[ok], cc[ok], depth[ok], vals[ok]
     order = np.argsort(-depth, kind="stable")  # nearest to the viewer (largest z) first
@@ -100,15 +106,28 @@ def splat(points: np.ndarray, values: np.ndarray, rotation: np.ndarray, size: in
 
 
 def render_heatmap_png(points: np.ndarray, errors: np.ndarray, rotation: np.ndarray, vmax: float,
-                       title: str = "") -> bytes:
+                       title: str = "", faces: np.ndarray | None = None) -> bytes:
+    """Front view coloured by error with a colour bar. Triangles (when the scan has them) are
+    painted far-to-near, each with its corners' mean error; a point cloud is splatted."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    image = splat(points, errors, rotation)
-    fig = Figure(figsize=(6.4, 6.4 * image.shape[0] / max(image.shape[1], 1) * 0.9 + 0.6), dpi=100)
+    local = np.asarray(points, dtype=np.float64) @ np.asarray(rotation).T
+    extent = np.ptp(local[:, :2], axis=0) if len(local) else np.ones(2)
+    aspect = float(extent[1] / max(extent[0], 1e-9))
+    fig = Figure(figsize=(6.4, min(max(6.4 * aspect * 0.9 + 0.6, 3.0), 12.0)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(111)
-    shown = ax.imshow(np.ma.masked_invalid(image), cmap=COLORMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
+    if faces is not None and len(faces):
+        faces = np.asarray(faces)
+        order = np.argsort(local[faces, 2].mean(axis=1))  # far first, near painted over
+        tri = faces[order]
+        shown = ax.tripcolor(local[:, 0], local[:, 1], tri, facecolors=np.asarray(errors)[tri].mean(axis=1),
+                             cmap=COLORMAP, vmin=0.0, vmax=vmax, edgecolors="none", antialiased=False)
+        ax.set_aspect("equal")
+    else:
+        image = splat(points, errors, rotation)
+        shown = ax.imshow(np.ma.masked_invalid(image), cmap=COLORMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
