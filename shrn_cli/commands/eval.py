@@ -72,10 +72,9 @@ def eval_command(
     except ShrnError as err:
         common.fail(err)
 
-    # Per-item results kept for the folder summary: stem -> (payload, distances).
-    collected: dict[str, tuple[dict, object]] = {}
-
-    failures: dict[Path, str] = {}
+    # Per-item results for the folder summary: stem -> (metrics payload, errors, pred path, scan path).
+    collected: dict[str, tuple] = {}
+    failures: dict[Path, str] = {}  # input -> error message
 
     def work(path: Path) -> common.ItemResult:
         try:
@@ -95,8 +94,9 @@ def eval_command(
         paths = item_paths(out_dir, stem)
         if common.outputs_exist(paths.values(), opts["overwrite"]):
             payload = read_metrics(paths["metrics"])
-            collected[stem] = (payload, read_errors(paths["errors"]), str(path), str(scan))
-            return common.ItemResult(outputs=paths, info=_info(payload), skipped=True)
+            if payload["protocol"] == opts["protocol"]:  # else: recompute with the protocol asked for
+                collected[stem] = (payload, read_errors(paths["errors"]), str(path), str(scan))
+                return common.ItemResult(outputs=paths, info=_info(payload), skipped=True)
         result = evaluate(path, scan, protocol=opts["protocol"], pred_landmarks=opts["pred_landmarks"],
                           scan_landmarks=opts["gt_landmarks"], pred_scale=opts["pred_scale"],
                           scan_scale=opts["gt_scale"], metrical=opts["metrical"], crop=not opts["no_crop"],
@@ -104,8 +104,6 @@ def eval_command(
         write_item_outputs(result, out_dir, stem, path, scan, opts["heatmap_max"])
         payload = metrics_payload(result, path, scan)
         collected[stem] = (payload, result.stats.distances, str(path), str(scan))
-        for warning in result.info.get("warnings", []):
-            common.log.warning("%s: %s", path, warning)
         return common.ItemResult(outputs=paths, info=_info(payload))
 
     inputs = list(pairs) + list(orphans)

@@ -91,6 +91,7 @@ def check_overlap(distances: np.ndarray, info: dict, path: str) -> None:
 
 
 def warn(info: dict, message: str) -> None:
+    """Record a warning in the metrics and log it (the CLI shows it on stderr)."""
     info.setdefault("warnings", []).append(message)
     log.warning(message)
 
