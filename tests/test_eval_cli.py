@@ -42,11 +42,14 @@ def test_single_pair(folders, tmp_path):
     metrics = json.loads((tmp_path / "anna.metrics.json").read_text())
     assert metrics["format"] == "shrn.metrics"
     assert metrics["median_mm"] == pytest.approx(HALF_NORMAL["median"] * SIGMA, rel=0.1)
+    # outputs of another protocol are not reused
     again = shrn("eval", folders / "pred" / "anna.obj", folders / "gt" / "anna.obj", "--out", tmp_path, "--json",
-                 "--protocol", "realy", "--overwrite")
+                 "--protocol", "realy")
     assert again.returncode == 0, again.stderr
     record = json.loads(again.stdout)
-    assert record["ok"] and record["protocol"] == "realy" and set(record["regions"]) == {"nose", "mouth", "forehead", "cheek"}
+    assert record["ok"] and not record["skipped"] and record["protocol"] == "realy"
+    assert set(record["regions"]) == {"nose", "mouth", "forehead", "cheek"}
+    assert json.loads((tmp_path / "anna.metrics.json").read_text())["protocol"] == "realy"
 
 
 def test_folder_run_goes_on_and_reports(folders, tmp_path):
