@@ -96,7 +96,6 @@ def test_umeyama_recovers_similarity_and_refuses_bad_input():
 
 @pytest.mark.parametrize("method", ["point_to_plane", "point_to_point"])
 def test_icp_recovers_small_perturbation(method):
-    rng = np.random.default_rng(5)
     mesh = trimesh.creation.icosphere(subdivisions=3, radius=50)
     mesh.vertices *= np.array([1.0, 0.7, 0.45])  # an ellipsoid: no rotational symmetry
     truth = Similarity(1.1, Rotation.from_rotvec([0.05, -0.04, 0.06]).as_matrix(), np.array([2.0, -1.5, 1.0]))
