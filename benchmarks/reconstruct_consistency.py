@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--no-clean-landmarks", action="store_true", help="skip the clean-landmark column")
     parser.add_argument("--json-out")
     args = parser.parse_args()
+    run_commit = commit()  # the code that runs, even if HEAD moves meanwhile
 
     from shrn_core.errors import ShrnError
     from shrn_core.evaluate.occluders import load_occluders, make_synthetic_set
@@ -64,8 +65,8 @@ def main() -> None:
             summary[key] = {"mean": float(np.mean(values)), "median": float(np.median(values)),
                             "max": float(np.max(values)), "count": len(values)}
             print(f"{key}: mean {np.mean(values):.3f} mm, median {np.median(values):.3f} mm over {len(values)} photos")
-    print(f"machine: {machine()}; commit {commit()}")
-    write_json(args.json_out, {"benchmark": "reconstruct_consistency", "rows": rows, "summary": summary})
+    print(f"machine: {machine()}; commit {run_commit}")
+    write_json(args.json_out, {"run_commit": run_commit, "benchmark": "reconstruct_consistency", "rows": rows, "summary": summary})
 
 
 def _distance(surface_distance, a, b) -> float:

@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--json-out")
     parser.add_argument("--save-renders", type=Path, help="folder for the synthetic renders")
     args = parser.parse_args()
+    run_commit = commit()  # the code that runs, even if HEAD moves meanwhile
 
     from shrn_core.errors import ShrnError
     from shrn_core.formats.image import read_image, write_image
@@ -79,8 +80,8 @@ def main() -> None:
                "coarse_mean_mm": float(np.mean([r["coarse_mean_mm"] for r in ok])) if ok else None,
                "target_mm": 1.5}
     print(f"mean over {len(ok)} photos: fine {summary['fine_mean_mm']:.3f} mm, coarse {summary['coarse_mean_mm']:.3f} mm "
-          f"(target < 1.5 mm); machine: {machine()}; commit {commit()}")
-    write_json(args.json_out, {"benchmark": "reconstruct_known_answer", "new_pose_deg": NEW_POSE_DEG,
+          f"(target < 1.5 mm); machine: {machine()}; commit {run_commit}")
+    write_json(args.json_out, {"run_commit": run_commit, "benchmark": "reconstruct_known_answer", "new_pose_deg": NEW_POSE_DEG,
                                "rows": rows, "summary": summary})
 
 

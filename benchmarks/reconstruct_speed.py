@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--no-renders", action="store_true", help="skip the overlay/shading renders")
     parser.add_argument("--json-out")
     args = parser.parse_args()
+    run_commit = commit()  # the code that runs, even if HEAD moves meanwhile
 
     import torch
 
@@ -98,8 +99,8 @@ def main() -> None:
         summary["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(f"mean {summary['mean_fit_s']:.2f} s per image (max {summary['max_fit_s']:.2f}), face analysis "
           f"{summary['mean_face_s']:.3f} s; peak RSS {summary['peak_rss_mb']:.0f} MB; renderer {renderer}; "
-          f"machine: {machine()}; commit {commit()}")
-    write_json(args.json_out, {"benchmark": "reconstruct_speed", "rows": rows, "summary": summary})
+          f"machine: {machine()}; commit {run_commit}")
+    write_json(args.json_out, {"run_commit": run_commit, "benchmark": "reconstruct_speed", "rows": rows, "summary": summary})
 
 
 if __name__ == "__main__":
