@@ -195,36 +195,42 @@ def _triangle_setup(pos, tri, height, width):
     inside is e_i >= 0; z/w = z_a * px + z_b * py + z_c; the first row; the flat triangle index
     b * F + f and the flat index of the item's first pixel. Also each kept triangle's row count."""
     batch, faces, verts = pos.shape[0], tri.shape[0], pos.shape[1]
-    flat_tri = tri.reshape(-1).unsqueeze(0) + (torch.arange(batch, device=pos.device) * verts).unsqueeze(1)
-    corners = pos.reshape(-1, 4).index_select(0, flat_tri.reshape(-1)).float()  # (T * 3, 4)
-    corners = corners.view(batch * faces, 3, 4).permute(1, 2, 0).contiguous()  # (3, 4, T): 1D columns
-    x32, y32, z32, w32 = corners.unbind(1)  # each (3, T)
-    x, y, z, w = x32.double(), y32.double(), z32.double(), w32.double()
-    in_front = w > 0
+    # corner (i, t) = vertex i of flat triangle t = b * F + f, as a row of the flattened (B * V) vertices
+    corner = (tri.T.unsqueeze(1) + (torch.arange(batch, device=pos.device) * verts).view(1, -1, 1)).reshape(3, -1)
+
+    # Per vertex (cheaper than per corner): NDC position and z/w, and the screen position snapped to
+    # 1/16 pixel exactly as nvdiffrast does it (float32 x * (1 / w) * W * 8, rounded to nearest even).
+    half = SUBPIXEL // 2
+    vx, vy, vz, vw = pos.detach().reshape(-1, 4).float().unbind(1)
+    front = vw > 0
+    rcp = 1 / torch.where(front, vw, 1.0)
+    snapped_x = torch.round((vx * rcp * (width * half)).clamp_(-2**30, 2**30)).double() + width * half
+    snapped_y = torch.round((vy * rcp * (height * half)).clamp_(-2**30, 2**30)).double() + height * half
+    rcp64 = 1 / torch.where(front, vw, 1.0).double()
+    ndc = [vx.double() * rcp64, vy.double() * rcp64, vz.double() * rcp64]
+
+    def per_corner(values):  # (B * V,) -> (3, T)
+        return values.index_select(0, corner.reshape(-1)).view(3, -1)
+
+    in_front = per_corner(front)
     regular = in_front[0] & in_front[1] & in_front[2]
     straddling = (in_front[0] | in_front[1] | in_front[2]) & ~regular
+    sx, sy = per_corner(snapped_x), per_corner(snapped_y)
 
-    # z/w is an affine function of the screen position over a triangle's plane: the plane
-    # n . (x, y, z, w) = 0 through the three clip-space vertices (n from 3x3 minors) gives
-    # z/w = -(n_x X + n_y Y + n_w) / n_z at NDC (X, Y), i.e. one linear form in (px, py). n_z is the
-    # 2D-homogeneous determinant det[x, y, w]: zero for degenerate / edge-on triangles.
-    minor_zw = [z[(i + 1) % 3] * w[(i + 2) % 3] - z[(i + 2) % 3] * w[(i + 1) % 3] for i in range(3)]
-    minor_xy = [x[(i + 1) % 3] * y[(i + 2) % 3] - x[(i + 2) % 3] * y[(i + 1) % 3] for i in range(3)]
-    n_x = y[0] * minor_zw[0] + y[1] * minor_zw[1] + y[2] * minor_zw[2]
-    n_y = -(x[0] * minor_zw[0] + x[1] * minor_zw[1] + x[2] * minor_zw[2])
-    det = w[0] * minor_xy[0] + w[1] * minor_xy[1] + w[2] * minor_xy[2]
-    n_w = -(z[0] * minor_xy[0] + z[1] * minor_xy[1] + z[2] * minor_xy[2])
-    scale = -1 / torch.where(det == 0, 1.0, det)
-    forms = [n_x * (scale * (2.0 / width)), n_y * (scale * (2.0 / height)),
-             (n_x * (1.0 / width - 1.0) + n_y * (1.0 / height - 1.0) + n_w) * scale]  # z/w = z_a px + z_b py + z_c
+    # z/w is affine in screen space over a triangle's plane: z/w = A X + B Y + C at NDC (X, Y), from
+    # the three (unsnapped) projected vertices; as a linear form in pixel indices (px, py).
+    X, Y, Z = (per_corner(c) for c in ndc)
+    dx1, dx2, dy1, dy2, dz1, dz2 = X[1] - X[0], X[2] - X[0], Y[1] - Y[0], Y[2] - Y[0], Z[1] - Z[0], Z[2] - Z[0]
+    ndc_area = dx1 * dy2 - dx2 * dy1
+    inv = 1 / torch.where(ndc_area == 0, 1.0, ndc_area)
+    slope_x = torch.where(ndc_area == 0, 0.0, (dz1 * dy2 - dz2 * dy1) * inv)
+    slope_y = torch.where(ndc_area == 0, 0.0, (dx1 * dz2 - dx2 * dz1) * inv)
+    offset = Z[0] - slope_x * X[0] - slope_y * Y[0]
+    forms = [slope_x * (2.0 / width), slope_y * (2.0 / height),
+             offset + slope_x * (1.0 / width - 1.0) + slope_y * (1.0 / height - 1.0)]  # z/w = z_a px + z_b py + z_c
 
-    # Regular triangles: screen coordinates snapped to 1/16 pixel (in float32 like nvdiffrast) and
-    # exact integer edge functions, with a tie-break so that a pixel centre on an edge shared by two
-    # triangles goes to exactly one of them.
-    half = SUBPIXEL // 2
-    rcp = 1 / torch.where(in_front, w32, 1.0)
-    sx = torch.round((x32 * rcp * (width * half)).clamp_(-2**30, 2**30)).double() + width * half
-    sy = torch.round((y32 * rcp * (height * half)).clamp_(-2**30, 2**30)).double() + height * half
+    # Regular triangles: exact integer edge functions of the snapped vertices, with a tie-break so
+    # that a pixel centre on an edge shared by two triangles goes to exactly one of them.
     s_a, s_b, s_c = [], [], []
     for i in range(3):
         j, k = (i + 1) % 3, (i + 2) % 3
@@ -235,6 +241,21 @@ def _triangle_setup(pos, tri, height, width):
     area = s_c[0] + s_c[1] + s_c[2]  # twice the signed snapped area
 
     any_straddling = bool(straddling.any())
+    det = torch.zeros_like(area)
+    if any_straddling:
+        # triangles reaching behind the eye: the plane and the coverage come from the clip-space
+        # vertices v = (x, y, z, w) (2D-homogeneous rasterization, Olano & Greer 1997)
+        x, y, z, w = (per_corner(c.double()) for c in (vx, vy, vz, vw))
+        minor_zw = [z[(i + 1) % 3] * w[(i + 2) % 3] - z[(i + 2) % 3] * w[(i + 1) % 3] for i in range(3)]
+        minor_xy = [x[(i + 1) % 3] * y[(i + 2) % 3] - x[(i + 2) % 3] * y[(i + 1) % 3] for i in range(3)]
+        n_x = y[0] * minor_zw[0] + y[1] * minor_zw[1] + y[2] * minor_zw[2]
+        n_y = -(x[0] * minor_zw[0] + x[1] * minor_zw[1] + x[2] * minor_zw[2])
+        det = w[0] * minor_xy[0] + w[1] * minor_xy[1] + w[2] * minor_xy[2]  # det[x, y, w]
+        n_w = -(z[0] * minor_xy[0] + z[1] * minor_xy[1] + z[2] * minor_xy[2])
+        scale = -1 / torch.where(det == 0, 1.0, det)  # plane n . v = 0  ->  z/w = -(n_x X + n_y Y + n_w) / n_z
+        homogeneous = [n_x * (scale * (2.0 / width)), n_y * (scale * (2.0 / height)),
+                       (n_x * (1.0 / width - 1.0) + n_y * (1.0 / height - 1.0) + n_w) * scale]
+        forms = [torch.where(regular, f, h) for f, h in zip(forms, homogeneous)]
     sign = torch.where(regular, torch.sign(area), torch.sign(det)) if any_straddling else torch.sign(area)
     edges_a, edges_b, edges_c = [], [], []
     for i in range(3):
@@ -243,7 +264,7 @@ def _triangle_setup(pos, tri, height, width):
         ec = ec - (~top_left).double()  # integer edges: e > 0  <=>  e - 1 >= 0
         if any_straddling:
             # 2D-homogeneous edge functions e_i = (v_j x v_k) . (X, Y, 1) with v = (x, y, w) and
-            # X = (2 px + 1) / W - 1: exact for triangles reaching behind the eye (Olano & Greer).
+            # X = (2 px + 1) / W - 1, exact for any w
             j, k = (i + 1) % 3, (i + 2) % 3
             cx = y[j] * w[k] - w[j] * y[k]
             cy = w[j] * x[k] - x[j] * w[k]
