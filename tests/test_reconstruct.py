@@ -108,9 +108,13 @@ def photo_analysis(photo):
     return analyze_image(photo)
 
 
+PROGRESS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def recon(photo, photo_analysis, hrn_photo):
-    return reconstruct(photo, face_analysis=photo_analysis, device="cpu", image_paths=[str(hrn_photo)], **FAST)
+    return reconstruct(photo, face_analysis=photo_analysis, device="cpu", image_paths=[str(hrn_photo)],
+                       progress=PROGRESS.append, **FAST)
 
 
 def test_reconstruct_photo_gives_all_levels_aligned_with_landmarks(recon, photo, photo_analysis):
@@ -135,6 +139,7 @@ def test_reconstruct_photo_gives_all_levels_aligned_with_landmarks(recon, photo,
     # the overlay changed the face pixels and left the corners of the photo alone
     assert (view.overlay[:20, :20] == photo[:20, :20]).all()
     assert recon.displacement is not None and np.isfinite(recon.displacement).all()
+    assert [m.split()[0] for m in PROGRESS] == ["coarse", "mid", "fine"]  # per-level progress reports
 
 
 def test_albedo_reproduces_skin_colour(recon, photo, photo_analysis):

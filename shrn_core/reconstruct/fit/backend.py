@@ -156,7 +156,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
 
         vertices, _, albedo_small, lighting = fit_level(
             ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
-            lambda d: d, torch.zeros(vertices.shape[:2], dtype=dtype, device=device), mid_regulariser, popt, "mid")
+            lambda d: d, torch.zeros(vertices.shape[:2], dtype=dtype, device=device), mid_regulariser, popt, "mid", note)
         for k in range(subjects):
             levels_out[k]["mid"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
         timings["mid_s"] = time.perf_counter() - t0
@@ -181,7 +181,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
 
         vertices, displacement, albedo_small, lighting = fit_level(
             ctx, vertices, faces, uvs, crop_views, lighting, albedo_small, displacement_at_vertices,
-            torch.zeros(subjects, size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine")
+            torch.zeros(subjects, size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine", note)
         displacement_map = popt.max_offset_mm * torch.tanh(displacement / popt.max_offset_mm)
         for k in range(subjects):
             levels_out[k]["fine"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())

@@ -155,6 +155,7 @@ def fit_level(
     regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # (param, observed (S, V)) -> loss
     options: PhotometricOptions,
     label: str,
+    report: Callable[[str], None] | None = None,
 ):
     """Optimise a normal-offset field (through ``offsets_of``), the smooth albedo and the lighting.
     The loss is a sum over subjects of per-subject terms, so faces of a batch do not interact."""
@@ -197,5 +198,6 @@ def fit_level(
         vertices = shape_of(param)
     if not torch.isfinite(vertices).all():
         raise NumericalError(f"{label} level fit produced non-finite vertices")
-    log.info("%s level: photometric error %.4f -> %.4f over %d iterations", label, first, last, options.iterations)
+    message = f"{label} level: photometric error {first:.4f} -> {last:.4f} over {options.iterations} iterations"
+    (report or log.info)(message)
     return vertices.detach(), param.detach(), albedo.detach(), lights.detach()
