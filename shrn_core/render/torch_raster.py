@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 SUBPIXEL = 16  # grid positions per pixel used for coverage (nvdiffrast: CR_SUBPIXEL_LOG2 = 4)
-MAX_FRAGMENTS_PER_CHUNK = 1 << 22  # bounds peak memory of the span -> fragment expansion
+MAX_FRAGMENTS_PER_CHUNK = 1 << 21  # bounds peak memory of the span -> fragment expansion
 _KEY_EMPTY = torch.iinfo(torch.int64).max
 
 
@@ -65,52 +65,60 @@ class _Barycentrics(torch.autograd.Function):
     """Dense (B*H*W, 4) rast from the winning pixels: perspective-correct (u, v, z/w) of pixel centres
     (fx, fy) in their triangles (vertex rows ``vertex`` of the flattened ``pos``), computed with the
     formula of nvdiffrast's pixel shader. Values are clamped like nvdiffrast's (u, v >= 0,
-    u + v <= 1); the gradient is that of the unclamped u, v, and z/w gets none (as in nvdiffrast)."""
+    u + v <= 1); the gradient is that of the unclamped u, v, and z/w gets none (as in nvdiffrast).
+    Pixels are processed in chunks to bound memory at large resolutions."""
 
     @staticmethod
     def forward(ctx, pos, vertex, fx, fy, pixel, ident, size):
-        corners = pos.reshape(-1, 4).index_select(0, vertex.reshape(-1)).view(-1, 3, 4)
-        p_x, p_y, a, total = _edge_terms(corners, fx, fy)
-        z = corners[..., 2]
-        w = corners[..., 3]
-        zw = ((z[:, 0] * a[0] + z[:, 1] * a[1] + z[:, 2] * a[2]) / (w[:, 0] * a[0] + w[:, 1] * a[1] + w[:, 2] * a[2])).clamp_(-1, 1)
-        u = (a[0] / total).clamp_(0, 1)
-        v = (a[1] / total).clamp_(0, 1)
-        scale = 1 / torch.clamp(u + v, min=1)
+        table = pos.reshape(-1, 4)
         out = torch.zeros(size, 4, dtype=pos.dtype, device=pos.device)
-        out.index_copy_(0, pixel, torch.stack([u * scale, v * scale, zw, ident], dim=1))
-        ctx.save_for_backward(corners, vertex, fx, fy, pixel)
-        ctx.pos_shape = pos.shape
+        for part in _chunks(pixel.numel()):
+            corners = table.index_select(0, vertex[part].reshape(-1)).view(-1, 3, 4)
+            _, _, a, total = _edge_terms(corners, fx[part], fy[part])
+            z, w = corners[..., 2], corners[..., 3]
+            zw = ((z[:, 0] * a[0] + z[:, 1] * a[1] + z[:, 2] * a[2]) / (w[:, 0] * a[0] + w[:, 1] * a[1] + w[:, 2] * a[2]))
+            u = (a[0] / total).clamp_(0, 1)
+            v = (a[1] / total).clamp_(0, 1)
+            scale = 1 / torch.clamp(u + v, min=1)
+            out.index_copy_(0, pixel[part], torch.stack([u * scale, v * scale, zw.clamp_(-1, 1), ident[part]], dim=1))
+        ctx.save_for_backward(pos, vertex, fx, fy, pixel)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        corners, vertex, fx, fy, pixel = ctx.saved_tensors
+        pos, vertex, fx, fy, pixel = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return (None,) * 7
-        g = grad.index_select(0, pixel)
-        p_x, p_y, a, total = _edge_terms(corners, fx, fy)
-        iw = 1 / total
-        b0, b1 = a[0] * iw, a[1] * iw
-        gb0, gb1 = g[:, 0] * iw, g[:, 1] * iw
-        gbb = gb0 * b0 + gb1 * b1
-        p0x, p1x, p2x = p_x.unbind(1)
-        p0y, p1y, p2y = p_y.unbind(1)
-        gx = (gbb * (p2y - p1y) - gb1 * p2y,
-              gbb * (p0y - p2y) + gb0 * p2y,
-              gbb * (p1y - p0y) - gb0 * p1y + gb1 * p0y)
-        gy = (gbb * (p1x - p2x) + gb1 * p2x,
-              gbb * (p2x - p0x) - gb0 * p2x,
-              gbb * (p0x - p1x) + gb0 * p1x - gb1 * p0x)
-        shape = ctx.pos_shape
-        g_pos = torch.zeros(shape.numel(), dtype=grad.dtype, device=grad.device)
-        # 1D scatter_add_ is several times faster on the CPU than index_add_ of (N, 4) rows
-        for i in range(3):
-            target = vertex[:, i] * 4
-            g_pos.scatter_add_(0, target, gx[i])
-            g_pos.scatter_add_(0, target + 1, gy[i])
-            g_pos.scatter_add_(0, target + 3, -fx * gx[i] - fy * gy[i])  # d/dw
-        return g_pos.view(shape), None, None, None, None, None, None
+        table = pos.detach().reshape(-1, 4)
+        g_pos = torch.zeros(pos.numel(), dtype=grad.dtype, device=grad.device)
+        for part in _chunks(pixel.numel()):
+            corners = table.index_select(0, vertex[part].reshape(-1)).view(-1, 3, 4)
+            p_x, p_y, a, total = _edge_terms(corners, fx[part], fy[part])
+            g = grad.index_select(0, pixel[part])
+            iw = 1 / total
+            b0, b1 = a[0] * iw, a[1] * iw
+            gb0, gb1 = g[:, 0] * iw, g[:, 1] * iw
+            gbb = gb0 * b0 + gb1 * b1
+            p0x, p1x, p2x = p_x.unbind(1)
+            p0y, p1y, p2y = p_y.unbind(1)
+            gx = (gbb * (p2y - p1y) - gb1 * p2y,
+                  gbb * (p0y - p2y) + gb0 * p2y,
+                  gbb * (p1y - p0y) - gb0 * p1y + gb1 * p0y)
+            gy = (gbb * (p1x - p2x) + gb1 * p2x,
+                  gbb * (p2x - p0x) - gb0 * p2x,
+                  gbb * (p0x - p1x) + gb0 * p1x - gb1 * p0x)
+            # 1D scatter_add_ is several times faster on the CPU than index_add_ of (N, 4) rows
+            for i in range(3):
+                target = vertex[part, i] * 4
+                g_pos.scatter_add_(0, target, gx[i])
+                g_pos.scatter_add_(0, target + 1, gy[i])
+                g_pos.scatter_add_(0, target + 3, -fx[part] * gx[i] - fy[part] * gy[i])  # d/dw
+        return g_pos.view(pos.shape), None, None, None, None, None, None
+
+
+def _chunks(count: int, size: int = 1 << 20):
+    """Slices covering range(count) in pieces of at most ``size`` (at least one, possibly empty)."""
+    return [slice(start, start + size) for start in range(0, max(count, 1), size)]
 
 
 def _edge_terms(corners, fx, fy):
