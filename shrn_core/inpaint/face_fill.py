@@ -42,6 +42,7 @@ SMOOTH_SIGMA = 0.03  # of the face width: the low-pass a diffusion fill is compa
 MIN_VALIDATION_PAIRS = 30
 MIRROR_TOLERANCE = 2.0  # mirror refused only when clearly worse than a smooth surface
 RING_FRACTION = 0.006  # of the face width: pixels this close outside the mask are not trusted as boundary
+MIN_RING_PX = 1.0
 
 
 class FaceSymmetryInpainter(Inpainter):
@@ -73,7 +74,7 @@ class FaceSymmetryInpainter(Inpainter):
         if coverage >= WHOLE_FACE_COVERAGE:
             warnings.append(f"mask covers {coverage:.0%} of the face: little to mirror, mostly a diffusion guess")
         face_width = float(np.ptp(landmarks[:468, 0]) or 1.0)
-        ring = self.ring if self.ring is not None else RING_FRACTION * face_width
+        ring = self.ring if self.ring is not None else max(MIN_RING_PX, RING_FRACTION * face_width)
         hole = _dilate(mask, ring) if ring >= 1 else mask  # the ring just outside the mask is not trusted
         occluded = _dilate(hole, SOURCE_MARGIN)
         seam = _dilate(hole, 1)  # guidance is needed across the seam too
