@@ -12,25 +12,26 @@ import numpy as np
 
 from ..face.types import FaceAnalysis
 from . import regions
-from .geodesic import PixelGraph, edge_features, gradient_magnitude
-from .skin import choose_seed_patches, colour_features, learn_skin_model
+from .skin import choose_seed_patches, colour_features, fit_gaussian, learn_skin_model
 from .types import SegmentationResult
+
+
+OVERHANG_MATCH = 2.0  # Mahalanobis distance to the occluder's colour within which the overhang grows
+SURE_SKIN = 2.0  # skin-model distance of pixels used to fill the outside for GrabCut
 
 
 @dataclass
 class AutoOptions:
     work_size: int = 128  # face size (px) in the working crop
-    skin_threshold: float = 2.5  # skin-model distance beyond which a colour costs extra to walk through
-    seed_threshold: float = 1.5  # seed-patch pixels closer than this to the skin colour start the walk
-    colour_weight: float = 1.0  # cost per step per unit of skin distance beyond skin_threshold
-    geodesic_threshold: float = 20.0  # pixels farther than this from the seeds are occluded
+    skin_threshold: float = 4.0  # skin-model distance beyond which a pixel starts as "probably occluder"
+    keep_threshold: float = 3.0  # an occluded blob needs half its pixels at least this far from skin
+    seed_threshold: float = 1.5  # seed-patch pixels closer than this to the skin colour are fixed as face
     grabcut_iterations: int = 3
     feature_fill: float = 0.5  # a feature zone whose surrounding ring is this occluded counts as covered
     min_component: float = 0.004  # occluded blobs smaller than this share of the face region are dropped
     rim: float = 0.04  # width (x face size) of the outline band decided by its neighbours, not its colour
     overhang: float = 0.2  # follow an occluder this far (x face size) beyond the face region; 0 = never
     use_hands: bool = True
-    method: str = "grabcut"
 
 
 class AutoSegmenter:
@@ -56,7 +57,6 @@ class AutoSegmenter:
         return SegmentationResult(mask=mask, face_region=full_region, probability=probability, backend=self.name,
                                   face_index=analysis.selected, info=info)
 
-
     def work_steps(self, work: np.ndarray, lm: np.ndarray, hands: list) -> dict:
         """The whole decision in the working crop; returns every intermediate map (for docs/debugging)."""
         opts = self.options
@@ -72,10 +72,8 @@ class AutoSegmenter:
         core = cv2.erode(region.astype(np.uint8), _disc(rim)) > 0
         passable = core & ~features & ~hand_mask
         colour = colour_features(work)
-        contrast = edge_features(work, colour)
-        gradient = gradient_magnitude(contrast)
         patch_masks = [(p > 0) & passable for p, _ in patches]
-        seed_patches = choose_seed_patches(patch_masks, [w for _, w in patches], colour, gradient)
+        seed_patches = choose_seed_patches(patch_masks, [w for _, w in patches], colour)
         seed_pixels = np.logical_or.reduce([patch_masks[i] for i in seed_patches]) if seed_patches else np.zeros(shape, bool)
         skin = learn_skin_model(colour, work, seed_pixels, passable, seed_patches)
         steps = {"work": work, "region": region, "features": features, "hands": hand_mask, "patches": patches,
@@ -85,24 +83,20 @@ class AutoSegmenter:
             return steps
         distance = skin.distance(colour)
         seeds = seed_pixels & (distance < opts.seed_threshold)
-        node_cost = opts.colour_weight * np.maximum(distance - opts.skin_threshold, 0.0)
-        geo = PixelGraph(gradient, passable, node_cost).distance_from(seeds)
-        occluded = passable & (geo > opts.geodesic_threshold)
-        if opts.method != "geodesic":
-            cut = _graph_cut(work, core, features, hand_mask, seeds, distance, skin.mean_rgb, opts)
-            occluded = cut if opts.method == "grabcut" else (occluded & cut if opts.method == "both" else occluded | cut)
-        steps.update(skin_distance=distance, seeds=seeds, geodesic=geo, raw=occluded.copy())
+        occluded = _graph_cut(work, core, features, hand_mask, seeds, distance, opts)
+        steps.update(skin_distance=distance, seeds=seeds, raw=occluded.copy())
         occluded = _resolve_features(occluded, zones, core, lm, opts.feature_fill)
         occluded |= (cv2.dilate(occluded.astype(np.uint8), _disc(rim + 1)) > 0) & region & ~core
         occluded |= hand_mask & region
         occluded = _drop_small(occluded, opts.min_component * region.sum())
         steps["cleaned"] = occluded.copy()
         if opts.overhang > 0:
-            occluded = _follow_overhang(work, occluded, region, lm, opts)
+            occluded = _follow_overhang(colour, distance, occluded, region, lm, opts)
         steps["final"] = occluded
         return steps
 
-def _graph_cut(work, region, features, hands, seeds, distance, skin_colour, opts: AutoOptions) -> np.ndarray:
+
+def _graph_cut(work, region, features, hands, seeds, distance, opts: AutoOptions) -> np.ndarray:
     """GrabCut with the visible face as foreground; returns the occluded pixels of the face region."""
     labels = np.full(region.shape, cv2.GC_FGD, np.uint8)
     labels[region] = np.where(distance[region] < opts.skin_threshold, cv2.GC_PR_FGD, cv2.GC_PR_BGD)
@@ -113,18 +107,24 @@ def _graph_cut(work, region, features, hands, seeds, distance, skin_colour, opts
         return region.copy()
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = cv2.cvtColor(work, cv2.COLOR_RGB2BGR)
-    # Outside the face only a fixed label is needed. Filling it with the skin colour, fixed as face,
-    # keeps background and hair out of both colour models (as occluder colours they would claim
-    # skin-coloured walls; as a flat odd colour they would inflate GrabCut's edge contrast scale).
-    # Eyes, brows, lips and nostrils get the same treatment: left in, their colours would teach the
-    # face model the colour of whatever covers them. _resolve_features decides them afterwards.
-    bgr[~region | features] = skin_colour[::-1]
+    # Outside the face only a fixed label is needed. Filling it with skin pixels drawn at random from
+    # the confidently skin-coloured part of the face, fixed as face, keeps background and hair out of
+    # both colour models (as occluder colours they would claim skin-coloured walls) without
+    # distorting the face model (a flat fill would collapse it onto one colour). Eyes, brows, lips
+    # and nostrils get the same treatment: left in, their colours would teach the face model the
+    # colour of whatever covers them. _resolve_features decides them afterwards.
+    skin_pixels = bgr[region & ~features & (distance < SURE_SKIN)]
+    if len(skin_pixels) == 0:
+        return region & ~features & (distance >= opts.skin_threshold)
+    fill = ~region | features
+    draw = np.random.default_rng(0).integers(0, len(skin_pixels), int(fill.sum()))
+    bgr[fill] = skin_pixels[draw]
     try:
         cv2.grabCut(bgr, labels, None, bgd, fgd, opts.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # one class without samples (e.g. a face filling the whole crop): keep the initial labels
         pass
     background = (labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)
-    return _keep_unlike_skin(background & region, distance, opts.skin_threshold)
+    return _keep_unlike_skin(background & region, distance, opts.keep_threshold)
 
 
 def _keep_unlike_skin(occluded: np.ndarray, distance: np.ndarray, threshold: float) -> np.ndarray:
@@ -168,31 +168,24 @@ def _drop_small(occluded: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
-def _follow_overhang(work, occluded, region, lm, opts: AutoOptions) -> np.ndarray:
-    """Extend occluders that cross the face border outward, as far as their colour continues."""
+def _follow_overhang(colour, distance, occluded, region, lm, opts: AutoOptions) -> np.ndarray:
+    """Extend occluders that cross the face outline outward (a mask below the chin, a gas mask's
+    filters), through pixels that look like the occluder and not like skin."""
     size = float(np.ptp(lm[:468, :2], axis=0).max())
     band_width = max(int(round(opts.overhang * size)), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_width + 1, 2 * band_width + 1))
-    band = (cv2.dilate(region.astype(np.uint8), kernel) > 0) & ~region
-    border = (cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~region
-    touching = cv2.dilate(occluded.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    if not (band.any() and (border & touching).any() and occluded.sum() >= 20):
+    band = (cv2.dilate(region.astype(np.uint8), _disc(band_width)) > 0) & ~region
+    touching = cv2.dilate(occluded.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    if not (band.any() and (band & touching).any() and occluded.sum() >= 20):
         return occluded
-    labels = np.full(region.shape, cv2.GC_BGD, np.uint8)  # outside the band: not an overhang
-    labels[band] = cv2.GC_PR_BGD
-    labels[band & touching] = cv2.GC_PR_FGD
-    labels[occluded] = cv2.GC_FGD
-    labels[region & ~occluded] = cv2.GC_BGD
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(cv2.cvtColor(work, cv2.COLOR_RGB2BGR), labels, None, bgd, fgd, 2, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
-        return occluded
-    grown = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)) & (band | occluded)
-    # Keep only what is connected to the occluder inside the face.
+    mean, inv_cov = fit_gaussian(colour[occluded])
+    diff = colour - mean.astype(np.float32)
+    like_occluder = np.einsum("...i,ij,...j->...", diff, inv_cov.astype(np.float32), diff) < OVERHANG_MATCH ** 2
+    candidates = band & like_occluder & (distance >= opts.skin_threshold)
+    grown = candidates | occluded
     count, comp = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
-    linked = np.unique(comp[occluded & grown])
-    return np.isin(comp, linked[linked > 0]) | occluded
+    linked = np.unique(comp[occluded])
+    grown = np.isin(comp, linked[linked > 0])
+    return cv2.morphologyEx(grown.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool) | occluded
 
 
 def _hand_in(hand, crop: "_WorkCrop"):

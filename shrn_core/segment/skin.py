@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # Generic skin chromaticity (r, g): a weak prior that breaks ties between groups of patches, e.g. a
@@ -20,7 +21,9 @@ import numpy as np
 # for the colour casts of old photos.
 SKIN_RG_MEAN = np.array([0.45, 0.32])
 SKIN_RG_STD = np.array([0.07, 0.03])
-MIN_STD = np.array([0.012, 0.008, 0.15])  # floor of the skin spread in r, g, log-intensity
+WARMTH_MIN, WARMTH_SOFTNESS = 0.08, 0.03  # skin has r - b above ~0.08 (chromaticity units)
+MIN_STD = np.array([0.012, 0.008, 0.15, 0.8])  # floor of the skin spread in r, g, log intensity, log texture
+TEXTURE_FLOOR = 0.02  # log-intensity spread treated as flat (sensor noise, JPEG)
 INTENSITY_WIDEN = 2.0  # the seeds see only part of the face's shading range
 PATCH_SCALE = np.array([0.03, 0.02, 0.35, 0.5])  # one agreement unit in r, g, log intensity, log texture
 AGREEMENT = 1.0  # patches closer than this (in agreement units) to the best patch are seeds
@@ -28,24 +31,40 @@ DARK_PATCH = 0.4  # patches darker than this share of the brightest are probably
 
 
 def colour_features(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB -> (..., 3) float32 (r, g, log intensity)."""
+    """HxWx3 uint8 RGB -> HxWx4 float32 (r, g, log intensity, log texture).
+
+    Texture is the local standard deviation of log intensity (5x5): printed or woven masks, hair
+    and frames are busier than skin at the working resolution, whatever their colour.
+    """
     values = np.asarray(rgb, np.float32)
     total = values.sum(axis=-1) + 3.0
-    return np.stack([values[..., 0] / total, values[..., 1] / total, np.log(total / 3.0)], axis=-1)
+    log_intensity = np.log(total / 3.0)
+    mean = cv2.blur(log_intensity, (5, 5))
+    spread = np.sqrt(np.maximum(cv2.blur(log_intensity * log_intensity, (5, 5)) - mean * mean, 0.0))
+    return np.stack([values[..., 0] / total, values[..., 1] / total, log_intensity, np.log(spread + TEXTURE_FLOOR)],
+                    axis=-1).astype(np.float32)
 
 
 @dataclass
 class SkinModel:
-    mean: np.ndarray  # (3,) in colour_features space
-    inv_cov: np.ndarray  # (3, 3)
+    mean: np.ndarray  # (4,) in colour_features space
+    inv_cov: np.ndarray  # (4, 4)
     seed_patches: list[int]  # indices of the patches taken as skin
     mean_rgb: np.ndarray  # (3,) uint8, typical skin colour
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of every pixel's colour features from the skin colour."""
-        diff = features.reshape(-1, 3) - self.mean.astype(np.float32)
+        diff = features.reshape(-1, features.shape[-1]) - self.mean.astype(np.float32)
         d2 = np.einsum("ij,jk,ik->i", diff, self.inv_cov.astype(np.float32), diff)
         return np.sqrt(np.maximum(d2, 0.0)).reshape(features.shape[:-1])
+
+
+def skin_likeness(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """0..1: how plausible a chromaticity is for skin. Skin is warm (red well above blue) whatever the
+    skin tone; grey, white, blue and green occluders are not. Broad, to survive colour casts."""
+    warmth = r - (1.0 - r - g)
+    plausible = np.exp(-0.5 * (((np.stack([r, g], -1) - SKIN_RG_MEAN) / SKIN_RG_STD) ** 2).sum(axis=-1))
+    return plausible / (1.0 + np.exp(-(warmth - WARMTH_MIN) / WARMTH_SOFTNESS))
 
 
 def patch_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,8 +72,7 @@ def patch_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt((((a - b) / PATCH_SCALE) ** 2).sum()))
 
 
-def choose_seed_patches(patch_masks: list[np.ndarray], weights: list[float], colour: np.ndarray,
-                        texture: np.ndarray) -> list[int]:
+def choose_seed_patches(patch_masks: list[np.ndarray], weights: list[float], colour: np.ndarray) -> list[int]:
     """Indices of the patches taken as skin.
 
     Each patch is described by its median chromaticity, brightness and texture (local contrast).
@@ -65,15 +83,12 @@ def choose_seed_patches(patch_masks: list[np.ndarray], weights: list[float], col
     usable = [i for i, m in enumerate(patch_masks) if m.sum() >= 3]
     if not usable:
         return []
-    descriptors = np.array([
-        np.concatenate([np.median(colour[patch_masks[i]], axis=0), [np.log(np.median(texture[patch_masks[i]]) + 0.5)]])
-        for i in usable
-    ])
+    descriptors = np.array([np.median(colour[patch_masks[i]], axis=0) for i in usable])
     n = len(usable)
     distance = np.array([[patch_distance(descriptors[a], descriptors[b]) for b in range(n)] for a in range(n)])
     w = np.asarray([weights[i] for i in usable])
     support = (np.exp(-0.5 * distance ** 2) * w[None, :]).sum(axis=1)
-    skin_like = np.exp(-0.5 * (((descriptors[:, :2] - SKIN_RG_MEAN) / SKIN_RG_STD) ** 2).sum(axis=1))
+    skin_like = skin_likeness(descriptors[:, 0], descriptors[:, 1])
     bright_enough = np.where(np.exp(descriptors[:, 2] - descriptors[:, 2].max()) >= DARK_PATCH, 1.0, 0.2)
     score = support * (0.3 + 0.7 * skin_like) * bright_enough * w
     best = int(np.argmax(score))
@@ -82,9 +97,10 @@ def choose_seed_patches(patch_masks: list[np.ndarray], weights: list[float], col
 
 def fit_gaussian(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = samples.mean(axis=0)
-    cov = np.cov(samples, rowvar=False) if len(samples) > 3 else np.zeros((3, 3))
-    cov = cov + np.diag(MIN_STD ** 2)
-    widen = np.diag([1.0, 1.0, INTENSITY_WIDEN])
+    dims = samples.shape[1]
+    cov = np.cov(samples, rowvar=False) if len(samples) > dims else np.zeros((dims, dims))
+    cov = cov + np.diag(MIN_STD[:dims] ** 2)
+    widen = np.diag([1.0, 1.0, INTENSITY_WIDEN, 1.0][:dims])
     return mean, np.linalg.inv(widen @ cov @ widen)
 
 
