@@ -158,6 +158,18 @@ def test_face_backend_beats_telea_on_a_one_sided_occlusion(portrait):
     assert psnr(face.image, image, mask > 0) > psnr(telea, image, mask > 0) + 1.5
 
 
+def test_face_backend_refuses_a_mirror_that_does_not_match_the_surroundings(portrait):
+    image, analysis = portrait
+    mask = cheek_blob(analysis, image.shape, side="image_right")
+    striped = image.copy()
+    half = image.shape[1] // 2
+    striped[::6, :half] = 255  # the source half gets stripes the hole's side does not have
+    striped[1::6, :half] = 0
+    report = inpaint_with_report(striped, mask, analysis, "face")
+    assert report.info["mirror_rejected"] and report.info["mirror_fraction"] == 0.0
+    assert not inpaint_with_report(image, mask, analysis, "face").info["mirror_rejected"]
+
+
 def test_face_backend_matches_illumination_between_the_sides(portrait):
     image, analysis = portrait
     # light falling off towards image-right: the filled cheek there must be darker than its mirror
