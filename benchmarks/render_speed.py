@@ -78,11 +78,30 @@ def time_case(ctx, scene, resolution, batch, repeats):
             "covered_fraction": round(covered, 3), **timings}
 
 
+def time_photo(ctx, resolution, repeats=3):
+    """Forward-only render (no gradients) of the 35k-triangle surface at photo resolution."""
+    pos, tri, colours = SCENES["surface35k"](resolution, 1, ctx.device)
+    best_wall, best_cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        sync(ctx.device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            rast, _ = rasterize(ctx, pos, tri, (resolution, resolution))
+            interpolate(colours, rast, tri)
+        sync(ctx.device)
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    return {"resolution": resolution, "wall_s_min": round(best_wall, 3), "cpu_s_min": round(best_cpu, 3),
+            "peak_rss_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--photo-sizes", type=int, nargs="*", default=[1024, 2048],
+                        help="also time forward-only renders at these square resolutions")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     if args.threads:
@@ -90,6 +109,7 @@ def main():
     ctx = create_context("torch", args.device)
     load_before = os.getloadavg()[0]
     rows = [time_case(ctx, *case, args.repeats) for case in CASES]
+    photo = [time_photo(ctx, size) for size in args.photo_sizes]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = round(max(load_before, os.getloadavg()[0]), 2)
     print(f"torch backend on {ctx.device} ({torch.get_num_threads()} threads, torch {torch.__version__}, "
@@ -100,10 +120,14 @@ def main():
         cells = [f"{r[f'{k}_ms_median']} ({r[f'{k}_ms_min']}) / {r[f'{k}_cpu_ms_median']}" for k in ("forward", "fwd_bwd", "refresh_fwd_bwd")]
         print(f"{r['scene']:>11} {r['triangles']:>6} {r['resolution']:>4} {r['batch']:>2} {r['covered_fraction']:>6} "
               f"{cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+    for p in photo:
+        print(f"photo-resolution render (no grad) surface35k {p['resolution']}x{p['resolution']}: "
+              f"{p['wall_s_min']} s wall, {p['cpu_s_min']} s CPU (min of 3), peak RSS so far {p['peak_rss_mb_so_far']} MB")
     print(f"peak RSS {peak_mb:.0f} MB")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"device": str(ctx.device), "threads": torch.get_num_threads(), "load_average": load,
-                                                   "torch": torch.__version__, "cases": rows, "peak_rss_mb": round(peak_mb)}, indent=2))
+                                                   "torch": torch.__version__, "cases": rows, "photo": photo,
+                                                   "peak_rss_mb": round(peak_mb)}, indent=2))
 
 
 if __name__ == "__main__":
