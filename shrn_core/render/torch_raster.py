@@ -77,10 +77,12 @@ class _Barycentrics(torch.autograd.Function):
             _, _, a, total = _edge_terms(corners, fx[part], fy[part])
             z, w = corners[..., 2], corners[..., 3]
             zw = ((z[:, 0] * a[0] + z[:, 1] * a[1] + z[:, 2] * a[2]) / (w[:, 0] * a[0] + w[:, 1] * a[1] + w[:, 2] * a[2]))
-            u = (a[0] / total).clamp_(0, 1)
-            v = (a[1] / total).clamp_(0, 1)
+            iw = _safe_reciprocal(total)  # 0 for a (numerically) edge-on triangle: u = v = 0, not NaN
+            u = (a[0] * iw).clamp_(0, 1)
+            v = (a[1] * iw).clamp_(0, 1)
             scale = 1 / torch.clamp(u + v, min=1)
-            out.index_copy_(0, pixel[part], torch.stack([u * scale, v * scale, zw.clamp_(-1, 1), ident[part]], dim=1))
+            zw = torch.nan_to_num_(zw, nan=0.0).clamp_(-1, 1)
+            out.index_copy_(0, pixel[part], torch.stack([u * scale, v * scale, zw, ident[part]], dim=1))
         ctx.save_for_backward(pos, vertex, fx, fy, pixel)
         return out
 
@@ -95,7 +97,7 @@ class _Barycentrics(torch.autograd.Function):
             corners = table.index_select(0, vertex[part].reshape(-1)).view(-1, 3, 4)
             p_x, p_y, a, total = _edge_terms(corners, fx[part], fy[part])
             g = grad.index_select(0, pixel[part])
-            iw = 1 / total
+            iw = _safe_reciprocal(total)
             b0, b1 = a[0] * iw, a[1] * iw
             gb0, gb1 = g[:, 0] * iw, g[:, 1] * iw
             gbb = gb0 * b0 + gb1 * b1
@@ -114,6 +116,10 @@ class _Barycentrics(torch.autograd.Function):
                 g_pos.scatter_add_(0, target + 1, gy[i])
                 g_pos.scatter_add_(0, target + 3, -fx[part] * gx[i] - fy[part] * gy[i])  # d/dw
         return g_pos.view(pos.shape), None, None, None, None, None, None
+
+
+def _safe_reciprocal(t):
+    return torch.where(t == 0, 0.0, 1 / torch.where(t == 0, 1.0, t))
 
 
 def _chunks(count: int, size: int = 1 << 20):
