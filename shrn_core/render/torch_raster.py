@@ -199,7 +199,7 @@ def visible_triangles(pos: torch.Tensor, tri: torch.Tensor, height: int, width: 
         pixel, key = fragments
         keys.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
     pixel = torch.nonzero(keys != _KEY_EMPTY).squeeze(1)
-    triangle = keys[pixel] & 0xFFFFFFFF
+    triangle = keys.index_select(0, pixel) & 0xFFFFFFFF
     return pixel, triangle
 
 
@@ -362,12 +362,9 @@ def _fragments(setup, height, width):
         span_owner, offset = _expand(counts[first:last])
         z_slope, z_start, pixel0, triangle = (c[first:last].index_select(0, span_owner) for c in span)
         zw = z_start + z_slope * offset.float()
-        inside = (zw >= -1) & (zw <= 1)
         bits = zw.view(torch.int32)
-        sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+        sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # orders like the floats, as signed integers
         key = (sortable.long() << 32) | triangle
-        pixel = pixel0 + offset
-        if not bool(inside.all()):
-            pixel, key = pixel[inside], key[inside]
-        yield pixel, key
+        key = torch.where((zw >= -1) & (zw <= 1), key, _KEY_EMPTY)  # outside the near/far planes: no fragment
+        yield pixel0 + offset, key
         first = last
