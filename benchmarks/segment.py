@@ -111,7 +111,8 @@ def main() -> None:
     backend, load_seconds = make_backend(args)
     segmenter = Timed(backend)
     report = {"backend": args.backend, "device": args.device, "machine": platform.platform(),
-              "python": platform.python_version(), "torch": torch.__version__, "model_load_s": load_seconds}
+              "python": platform.python_version(), "torch": torch.__version__, "model_load_s": load_seconds,
+              "random_weights": args.random_weights, "input_size": args.input_size if args.backend == "deeplabv3" else None}
 
     occluders = load_occluders(args.data)
     photos = [p for folder in CLEAN_FOLDERS for p in sorted((args.data / folder).iterdir())]
@@ -207,7 +208,10 @@ def print_report(report: dict, verbose: bool) -> None:
                 out.write(f"| synthetic: {kind} | {sum(r['kind'] == kind for r in syn['rows'])} | {m['iou']:.3f} | "
                           f"{m['precision']:.3f} | {m['recall']:.3f} | |\n")
     clean = report.get("clean")
-    if clean:
+    if report.get("random_weights"):
+        out.write(f"\nrandomly initialised {report['random_weights']} (input {report['input_size']} px): timing only, "
+                  "masks are meaningless\n")
+    elif clean:
         out.write(f"\nclean photos: {len(clean['rows'])}, false positives: mean {100 * clean['mean_false_positive']:.2f}% "
                   f"of the face region, max {100 * clean['max_false_positive']:.1f}%, "
                   f"{clean['photos_over_3pct']} photo(s) over 3%\n")
