@@ -412,3 +412,23 @@ def test_random_triangle_soup_matches_brute_force():
     got = rast[0, ..., 3].long().numpy()
     assert (expected > 0).mean() > 0.5 and len(np.unique(expected)) > 30
     assert (got != expected).sum() <= 2  # float rounding of near-equal depths may swap a pixel or two
+
+
+def test_batched_cameras_and_render_mesh_orientation():
+    from shrn_core.render import antialias, projection_matrix
+    K = np.stack([pinhole(32, 40.0), pinhole(32, 50.0)])
+    R = np.stack([rotation(0.1, 0.2), rotation(-0.3, 0.4)])
+    t = np.array([[0, 0, -90], [2, 1, -100]], np.float32)
+    corners, faces = cube(15.0)
+    points = torch.from_numpy(corners).expand(2, -1, -1)
+    batched = world_to_clip(points, K, R, t, 32, 32)
+    assert projection_matrix(K, 32, 32).shape == (2, 4, 4)
+    for b in range(2):  # the batched camera path equals one camera at a time
+        torch.testing.assert_close(batched[b:b + 1], world_to_clip(points[0], K[b], R[b], t[b], 32, 32))
+    tri = torch.from_numpy(faces)
+    colours = torch.rand(8, 3, generator=torch.Generator().manual_seed(2))
+    photo = render_mesh(CTX, batched, tri, (32, 32), {"c": colours}, antialias=True)
+    raw = render_mesh(CTX, batched, tri, (32, 32), {"c": colours}, image_rows=False)
+    torch.testing.assert_close(photo.attrs["c"], raw.attrs["c"].flip(1))
+    torch.testing.assert_close(photo.mask, raw.mask.flip(1))
+    assert torch.equal(antialias(raw.attrs["c"], raw.rast, batched, tri), raw.attrs["c"])  # torch: no-op
