@@ -2,6 +2,7 @@
 tiny BFM-shaped asset folder written here, on real photos, on CPU."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -86,6 +87,32 @@ def test_outputs_are_written_by_the_shared_writers(single, tmp_path):
     assert params["displacement_map"].shape == (128, 128)
     stored = read_albedo(paths["albedo"])
     assert np.array_equal(stored, single.albedo[::-1])  # files keep the top row (v = 1) first
+
+
+def test_albedo_is_the_photo_without_shading_where_the_face_is_visible(single, photo, tmp_path):
+    """Each fine-mesh vertex sits on one texel: that texel of the written albedo, times the fitted
+    (here ambient-only) shading, is the photo colour where the vertex projects."""
+    image, analysis = photo
+    view = single.views[0]
+    albedo = read_albedo(write_reconstruction(single, tmp_path, "face")["albedo"]).astype(np.float64) / 255
+    fine = single.final
+    size = albedo.shape[0]
+    cols = np.clip((fine.uvs[:, 0] * size).astype(int), 0, size - 1)
+    rows = np.clip(((1 - fine.uvs[:, 1]) * size).astype(int), 0, size - 1)
+    texel = albedo[rows, cols]
+    xy = project(view.camera, fine.vertices)
+    inner = cv2.erode(face_region(analysis.face, image.shape[:2]), np.ones((61, 61), np.uint8)) > 0
+    xi, yi = np.clip(xy.astype(int), 0, [image.shape[1] - 1, image.shape[0] - 1]).T
+    normals = trimesh.Trimesh(fine.vertices, fine.faces, process=False).vertex_normals
+    use = inner[yi, xi] & (normals[:, 2] > 0.6) & (texel.max(1) < 0.95)
+    assert use.sum() > 300
+    blurred = cv2.GaussianBlur(image.astype(np.float32) / 255, (0, 0), 3)
+    seen = cv2.remap(blurred, (xy[:, 0] - 0.5).astype(np.float32)[:, None], (xy[:, 1] - 0.5).astype(np.float32)[:, None],
+                     cv2.INTER_LINEAR)[:, 0]
+    ambient = single.views[0].sh_lighting[0] * np.pi / np.sqrt(4 * np.pi)  # band-0 irradiance
+    error = np.abs(texel[use] * ambient - seen[use])
+    spread = np.abs(seen[use] - seen[use].mean(0))
+    assert np.median(error) < 0.035 and np.median(error) < 0.5 * np.median(spread)
 
 
 def test_camera_projects_the_mesh_onto_the_detected_landmarks(single, photo, arrays):

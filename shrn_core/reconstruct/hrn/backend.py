@@ -133,8 +133,9 @@ class HRNBackend:
         displacement = (state.displacement[indices] * weight).sum(0) / total.clamp(min=1e-3) * covered
         if options.get("texture", "photo") == "photo":
             observed = [photo_albedo(model, state, i, inputs.image_hd) for i in indices]
-            tex_weight = torch.stack([w for _, w in observed]).sum(0)
-            texture = sum(a * w for a, w in observed) / tex_weight.clamp(min=1e-3)
+            fusion = torch.stack([w for _, _, w in observed]).sum(0)
+            texture = sum(a * w for a, _, w in observed) / fusion.clamp(min=1e-6)
+            tex_weight = torch.stack([v for _, v, _ in observed]).amax(0)
         else:  # HRN's de-retouched albedo wherever the photo shows the face
             tex_weight = total
             texture = (state.albedo[indices] * weight).sum(0) / total.clamp(min=1e-3)

@@ -83,21 +83,22 @@ def _landmark_vertex_ids(model: HRNModel, final_level: str) -> np.ndarray:
 
 
 MIN_SHADING = 0.05
+GRAZING = (0.15, 0.4)  # normal . view direction: no photo texture below the first, full above the second
 
 
 @torch.no_grad()
-def photo_albedo(model: HRNModel, state: HRNState, i: int, image_hd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def photo_albedo(model: HRNModel, state: HRNState, i: int, image_hd: torch.Tensor):
     """View ``i``'s photo unwrapped on its mid-level mesh and divided by the fitted SH shading
-    (3, S, S), with its weight (1, S, S): visible-face texels, fading out where the surface turns
-    away from the camera."""
+    (3, S, S), with its visibility (1, S, S: visible-face texels, fading to 0 where the surface
+    turns away from the camera) and a fusion weight that prefers views seeing a texel squarely."""
     sub = _select(state, i)
     normals = model.normal_maps(sub, sub.shape_mid, sub.displacement)
     shading = model.shade(sub, normals, torch.ones_like(sub.albedo))
     texture = model.bfm.texture_from_image(sub.posed(sub.shape_mid), image_hd[i:i + 1])
     albedo = (texture / shading.clamp(min=MIN_SHADING)).clamp(0, 1)
-    facing = model.bfm.uv.to_uv(model.bfm.vertex_normals(sub.shape_mid) @ sub.rotation)[:, 2:3]
-    weight = sub.valid_mask * (facing.clamp(0, 1) ** 2) * model.bfm.uv.covered
-    return albedo[0], weight[0]
+    facing = model.bfm.uv.to_uv(model.bfm.vertex_normals(sub.shape_mid) @ sub.rotation)[:, 2:3].clamp(0, 1)
+    visibility = sub.valid_mask * ((facing - GRAZING[0]) / (GRAZING[1] - GRAZING[0])).clamp(0, 1) * model.bfm.uv.covered
+    return albedo[0], visibility[0], (visibility * facing)[0]
 
 
 def fill_albedo(albedo: torch.Tensor, fallback: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
