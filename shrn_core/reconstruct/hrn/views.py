@@ -84,7 +84,7 @@ def prepare_view(image, mask, face, lm3d_5: np.ndarray, hd_size: int, index: int
         raise FaceError(f"face landmarks contain NaN (view {index})", path)
     height, width = photo.shape[:2]
     occlusion = _as_occlusion(mask, (height, width), index, path)
-    visible = (face_region(face, (height, width)).astype(np.float32) * (1 - occlusion / 255.0)).astype(np.uint8)
+    visible = np.where(occlusion >= 128, 0, face_region(face, (height, width))).astype(np.uint8)  # >= 128: occluded
     # HRN defines both its detected and its standard 5 points from 68 landmarks (eye centres =
     # mean of the eye corners); doing the same keeps gaze (iris position) out of the alignment
     five = standard_five_points(face.landmarks_68)
