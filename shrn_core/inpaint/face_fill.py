@@ -155,10 +155,10 @@ class GainField:
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Gain at pixels (any array shape); grid cell (i, j) sits at pixel (i * stride, j * stride)."""
-        map_x = (np.asarray(xs, np.float32) / self.stride).reshape(-1, 1) if np.ndim(xs) == 1 else np.asarray(xs, np.float32) / self.stride
-        map_y = (np.asarray(ys, np.float32) / self.stride).reshape(-1, 1) if np.ndim(ys) == 1 else np.asarray(ys, np.float32) / self.stride
-        values = cv2.remap(self.grid, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return values.reshape(np.shape(xs) + (3,))
+        shape = np.shape(xs)
+        as_map = lambda v: (np.asarray(v, np.float32) / self.stride).reshape(shape if len(shape) == 2 else (-1, 1))  # noqa: E731
+        values = cv2.remap(self.grid, as_map(xs), as_map(ys), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return values.reshape(shape + (3,))
 
 
 def mirror_is_better(rgb: np.ndarray, hole: np.ndarray, occluded: np.ndarray, hull: np.ndarray,
