@@ -11,7 +11,7 @@ reference; each setting reconstructs the occluded photo, and the error is the me
   inpaint_only  reconstruct(inpaint(occluded, mask))           mask not used by the fit
   oracle        reconstruct(occluded, mask=exact pasted mask)  upper bound for the segment stage
 
-    python benchmarks/occlusion.py [--limit N] [--device cpu|cuda] [--json-out F] [--figure F]
+    python benchmarks/occlusion.py [--limit N] [--device cpu|cuda] [--batch-size 16] [--json-out F] [--figure F]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from shrn_core.face import analyze_image, load_models  # noqa: E402
 from shrn_core.formats.image import read_image  # noqa: E402
 from shrn_core.geometry import surface_distance  # noqa: E402
 from shrn_core.inpaint import inpaint  # noqa: E402
-from shrn_core.reconstruct import reconstruct  # noqa: E402
+from shrn_core.reconstruct import reconstruct, reconstruct_batch  # noqa: E402
 from shrn_core.segment import segment  # noqa: E402
 
 SETTINGS = ("plain", "masked", "inpainted", "inpaint_only", "oracle")
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--levels", default="fine")
+    parser.add_argument("--batch-size", type=int, default=1, help="fits per batched reconstruction (GPU: 16)")
     parser.add_argument("--json-out")
     parser.add_argument("--figure")
     args = parser.parse_args()
@@ -52,18 +53,26 @@ def main() -> None:
     occluders = load_occluders(shared_data_dir() / "occluded_webfaceocc")
     photos = clean_photos()[: args.limit or None]
     rng = np.random.default_rng(args.seed)
-    rows, skipped = [], []
     started = time.perf_counter()
+    cases, skipped = [], []
     for index, path in enumerate(photos):
         occluder = occluders[index % len(occluders)]
         try:
-            row = evaluate_photo(path, occluder, rng, args.device, args.levels)
+            cases.append(prepare_case(path, occluder, rng))
         except ShrnError as err:
             skipped.append({"image": path.name, "reason": str(err)})
             print(f"skip {path.name}: {err}", file=sys.stderr)
-            continue
+    jobs = [(case, name) for case in cases for name in ("reference",) + SETTINGS]
+    meshes = fit_all([case["fits"][name] for case, name in jobs], args.device, args.levels, args.batch_size)
+    rows = []
+    for case in cases:
+        results = {name: mesh for (c, name), mesh in zip(jobs, meshes) if c is case}
+        row = {"image": case["image"], "occluder": case["occluder"], "occluded_fraction": case["occluded_fraction"]}
+        for name in SETTINGS:
+            row[name] = float(surface_distance(results[name], results["reference"], align="rigid").mean)
         rows.append(row)
-        print(f"{path.name:58s} {occluder.name:11s} " + " ".join(f"{s}={row[s]:.2f}" for s in SETTINGS), file=sys.stderr)
+        print(f"{row['image']:58s} {row['occluder']:11s} " + " ".join(f"{s}={row[s]:.2f}" for s in SETTINGS),
+              file=sys.stderr)
     summary = summarise(rows)
     print(f"machine: {machine()}  commit: {commit()}  device: {args.device}  photos: {len(rows)} "
           f"(skipped {len(skipped)})  wall: {time.perf_counter() - started:.0f} s")
@@ -76,31 +85,41 @@ def main() -> None:
         plot(rows, summary, args.figure)
 
 
-def evaluate_photo(path: Path, occluder, rng, device: str, levels: str) -> dict:
+def prepare_case(path: Path, occluder, rng) -> dict:
+    """The occluded photo, the segment and inpaint outputs, and the fit inputs of every setting."""
     photo = read_image(path)
     clean_analysis = analyze_image(photo, hands=False)
     occluded, true_mask = paste_occluder(photo, clean_analysis.face, occluder, rng)
     analysis = analyze_image(occluded)  # the pipeline only ever sees the occluded photo
-
-    def fit(image, mask, face):
-        return reconstruct(image, mask=mask, face_analysis=face, device=device, levels=levels,
-                           render_outputs=False).final
-
-    reference = fit(photo, None, clean_analysis)
     mask = segment(occluded, analysis).mask
     filled = inpaint(occluded, mask, analysis)
-    meshes = {
-        "plain": fit(occluded, None, analysis),
-        "masked": fit(occluded, mask, analysis),
-        "inpainted": fit(filled, mask, analysis),
-        "inpaint_only": fit(filled, None, analysis),
-        "oracle": fit(occluded, true_mask, analysis),
+    fits = {
+        "reference": (photo, None, clean_analysis),
+        "plain": (occluded, None, analysis),
+        "masked": (occluded, mask, analysis),
+        "inpainted": (filled, mask, analysis),
+        "inpaint_only": (filled, None, analysis),
+        "oracle": (occluded, true_mask, analysis),
     }
-    row = {"image": path.name, "occluder": occluder.name,
-           "occluded_fraction": float((true_mask > 0).mean())}
-    for name, mesh in meshes.items():
-        row[name] = float(surface_distance(mesh, reference, align="rigid").mean)
-    return row
+    return {"image": path.name, "occluder": occluder.name, "occluded_fraction": float((true_mask > 0).mean()),
+            "fits": fits}
+
+
+def fit_all(fits: list, device: str, levels: str, batch_size: int) -> list:
+    """Final meshes of all fits, several per batched reconstruction when ``batch_size`` > 1."""
+    meshes = []
+    for start in range(0, len(fits), batch_size):
+        chunk = fits[start:start + batch_size]
+        images, masks, analyses = (list(part) for part in zip(*chunk))
+        if len(chunk) == 1:
+            recons = [reconstruct(images[0], mask=masks[0], face_analysis=analyses[0], device=device, levels=levels,
+                                  render_outputs=False)]
+        else:
+            recons = reconstruct_batch(images, masks, face_analyses=analyses, device=device, levels=levels,
+                                       render_outputs=False)
+        meshes.extend(r.final for r in recons)
+        print(f"fitted {len(meshes)}/{len(fits)}", file=sys.stderr)
+    return meshes
 
 
 def summarise(rows: list[dict]) -> dict:
