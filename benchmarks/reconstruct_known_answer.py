@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from reconstruct_common import clean_photos, commit, machine, print_table, render_textured, shared_data_dir, write_json
+from reconstruct_common import commit, machine, print_table, render_textured, shared_data_dir, write_json
 
 DEFAULT_PHOTOS = ("faces_hrn/single_view_image__00016.png", "faces_hrn/single_view_image__00034.png",
                   "faces_hrn/single_view_image__00133.png", "faces_hrn/single_view_image__00437.png",

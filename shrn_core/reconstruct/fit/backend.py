@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
 import cv2
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError, NumericalError
-from ...face.topology import NUM_MESH_POINTS, FaceTopology, load_topology
+from ...face.topology import load_topology
 from ..types import LEVELS, Camera, Mesh, Reconstruction, ViewResult
 from .camera import default_intrinsics
 from .landmarks import LandmarkFitOptions, ViewObservation, fit_landmarks
@@ -127,10 +127,13 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
                              vertices[subject_of_view[i]], options.render_size, subject_of_view[i])
                   for i in range(len(inputs))]
     lighting = _initial_lighting(ctx, vertices, faces, uvs, crop_views)
-    texture_views = lambda: [TextureView(images[i], valid_full[i], observations[i].K, coarse.rotations[i],  # noqa: E731
-                                         coarse.translations[i], lighting[i]) for i in range(len(inputs))]
-    albedo_small = torch.stack([_albedo(ctx, vertices[k], faces, uvs, [texture_views()[i] for i in views_of[k]],
-                                        PhotometricOptions().albedo_size)[0] for k in range(subjects)])
+    def texture_views(subject: int) -> list[TextureView]:
+        """The views of one subject, with the current lighting estimate."""
+        return [TextureView(images[i], valid_full[i], observations[i].K, coarse.rotations[i], coarse.translations[i],
+                            lighting[i]) for i in views_of[subject]]
+
+    albedo_small = torch.stack([_albedo(ctx, vertices[k], faces, uvs, texture_views(k), PhotometricOptions().albedo_size)[0]
+                                for k in range(subjects)])
     displacement_map = None
     mirror = topo.mirror
 
@@ -191,8 +194,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
     t0 = time.perf_counter()
     albedos = []
     for k in range(subjects):
-        albedo_np = _albedo(ctx, vertices[k], faces, uvs, [texture_views()[i] for i in views_of[k]],
-                            options.texture_size)[1]
+        albedo_np = _albedo(ctx, vertices[k], faces, uvs, texture_views(k), options.texture_size)[1]
         albedos.append(albedo_np)
     timings["albedo_s"] = time.perf_counter() - t0
 
