@@ -33,7 +33,7 @@ def main() -> None:
     from shrn_core.face import analyze_image, load_models
     from shrn_core.formats.image import read_image
     from shrn_core.reconstruct import reconstruct, reconstruct_batch
-    from shrn_core.render.ops import nvdiffrast_module
+    from shrn_core.render import nvdiffrast_module
 
     photos = clean_photos()
     photos = photos[: args.limit] if args.limit else photos

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...render.camera import world_to_clip
-from ...render.ops import create_context, interpolate, rasterize, texture  # noqa: F401 - re-exported
+from ...render import create_context, interpolate, rasterize, texture, world_to_clip  # noqa: F401 - re-exported
 
 NEAR_MM, FAR_MM = 10.0, 100000.0
 
