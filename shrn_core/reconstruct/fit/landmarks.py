@@ -1,12 +1,14 @@
 """Coarse level: camera, head pose and a smooth shape fitted to the face-analysis landmarks.
 
 The shape is the topology's mean shape plus a per-vertex offset kept smooth (graph Laplacian),
-small and nearly left/right symmetric; it is shared by all views, each view having its own rotation
-and translation. Its scale comes from the mean shape (interpupillary distance 63 mm): the distance between the eye
-centres is held to the mean shape's, which also removes the scale/distance valley of a perspective
-fit (without it, L-BFGS creeps along that valley for hundreds of iterations). The data terms are the reprojection of the 468 mesh landmarks through the pinhole
-camera and mediapipe's relative depth (weaker: it is itself an estimate). Landmarks that fall inside
-the occlusion mask count less (mediapipe guesses them), so the prior and symmetry complete them.
+small and nearly left/right symmetric; it is shared by all views of a subject, each view having its
+own rotation and translation. Its scale comes from the mean shape (interpupillary distance 63 mm):
+the distance between the eye centres is held to the mean shape's, which also removes the
+scale/distance valley of a perspective fit. The data terms are the reprojection of the 468 mesh
+landmarks through the pinhole camera and mediapipe's relative depth; each point's squared residual
+goes through a Cauchy loss (scale 1 mm), so landmarks an occluder displaced by several millimetres
+count much less while clean landmarks fit as before. Landmarks inside the occlusion mask also count
+less (mediapipe guesses them), so the prior and symmetry complete them.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class LandmarkFitOptions:
     optimizer: str = "adam"  # "adam" (batch-invariant) or "lbfgs"
     adam_iterations: int = 200
     lr: float = 0.02
+    robust_scale_mm: float = 1.0  # Cauchy loss scale on the landmark residuals (0 = plain least squares)
     scale_weight: float = 10.0  # holds the eye-centre distance to the mean shape's (the IPD prior sets the scale)
 
 
@@ -121,7 +124,11 @@ def fit_landmarks(views: list[ViewObservation], topo: FaceTopology,
         depth_model = cam[..., 2] - cam[..., 2].mean(1, keepdim=True)
         depth_mp = -(target[..., 2] - target[..., 2].mean(1, keepdim=True)) / px_per_mm[:, None]
         err_depth = (depth_model - depth_mp) ** 2
-        per_view = ((err2d + options.depth_weight * err_depth) * weights).sum(1) / weights.sum(1)
+        residual = err2d + options.depth_weight * err_depth
+        if options.robust_scale_mm > 0:
+            c2 = options.robust_scale_mm ** 2
+            residual = c2 * torch.log1p(residual / c2)
+        per_view = (residual * weights).sum(1) / weights.sum(1)
         data = (per_view / views_per_subject[subject]).sum()
         smooth = (torch.einsum("uv,svc->suc", laplacian, offset) ** 2).sum(-1).mean(-1)
         size = (offset ** 2).sum(-1).mean(-1)
