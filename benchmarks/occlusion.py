@@ -10,6 +10,7 @@ shared topology's vertex pairs:
   masked        reconstruct(occluded, mask=segment(occluded))
   inpainted     reconstruct(inpaint(occluded, mask), mask)     (what `shrn run` does by default)
   inpaint_only  reconstruct(inpaint(occluded, mask))           mask not used by the fit
+  relandmarked  like inpainted, but the landmarks come from a face analysis of the inpainted photo
   oracle        reconstruct(occluded, mask=exact pasted mask)  upper bound for the segment stage
 
     python benchmarks/occlusion.py [--limit N] [--device cpu|cuda] [--batch-size 16] [--json-out F] [--figure F]
@@ -36,7 +37,7 @@ from shrn_core.inpaint import inpaint  # noqa: E402
 from shrn_core.reconstruct import reconstruct, reconstruct_batch  # noqa: E402
 from shrn_core.segment import segment  # noqa: E402
 
-SETTINGS = ("plain", "masked", "inpainted", "inpaint_only", "oracle")
+SETTINGS = ("plain", "masked", "inpainted", "inpaint_only", "relandmarked", "oracle")
 
 
 def main() -> None:
@@ -94,12 +95,17 @@ def prepare_case(path: Path, occluder, rng) -> dict:
     analysis = analyze_image(occluded)  # the pipeline only ever sees the occluded photo
     mask = segment(occluded, analysis).mask
     filled = inpaint(occluded, mask, analysis)
+    try:
+        filled_analysis = analyze_image(filled)
+    except ShrnError:
+        filled_analysis = analysis
     fits = {
         "reference": (photo, None, clean_analysis),
         "plain": (occluded, None, analysis),
         "masked": (occluded, mask, analysis),
         "inpainted": (filled, mask, analysis),
         "inpaint_only": (filled, None, analysis),
+        "relandmarked": (filled, mask, filled_analysis),
         "oracle": (occluded, true_mask, analysis),
     }
     return {"image": path.name, "occluder": occluder.name, "occluded_fraction": float((true_mask > 0).mean()),
