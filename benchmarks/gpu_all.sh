@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # All GPU measurements in one or two device calls (see docs/benchmarks.md).
 # Usage on the GPU machine, from the repo root, with the wheels of KINDS.md installed:
-#   bash benchmarks/gpu_all.sh A|B OUTDIR
+#   bash benchmarks/gpu_all.sh A|B|C OUTDIR
 # A: renderer parity/speed, reconstruct speed, HRN, RePaint.  B: DeepLabV3, run speed, occlusion.
+# C: reconstruct and run speed only (a short call after changes to the fit).
 set -u
 part=$1
 out=$2
@@ -24,6 +25,9 @@ if [ "$part" = A ]; then
   step reconstruct_speed 200 python benchmarks/reconstruct_speed.py --device cuda --limit 10 --batch 16 --json-out "$out/reconstruct_speed_cuda.json"
   step hrn_speed 150 python benchmarks/hrn_speed.py --device cuda --json-out "$out/hrn_speed.json"
   step repaint_speed 200 python benchmarks/inpaint_repaint_speed.py --device cuda --json-out "$out/repaint_speed.json"
+elif [ "$part" = C ]; then
+  step reconstruct_speed 150 python benchmarks/reconstruct_speed.py --device cuda --limit 10 --batch 16 --json-out "$out/reconstruct_speed_cuda.json"
+  step run_speed 200 python benchmarks/run_speed.py --device cuda --limit 8 --batch-size 8 --json-out "$out/run_speed_cuda.json"
 else
   step segment_deeplab 60 python benchmarks/segment.py --data "${SHRN_SHARED_DATA:-../shared/data}" --backend deeplabv3 --random-weights deeplabv3_resnet101 --device cuda --only speed --json-out "$out/segment_deeplab_gpu.json"
   step run_speed 200 python benchmarks/run_speed.py --device cuda --limit 32 --batch-size 16 --json-out "$out/run_speed_cuda.json"

@@ -77,3 +77,16 @@ def test_stem_of_intermediates():
     assert image_stem("a/b/photo.jpg") == "photo"
     assert image_stem("a/photo.mask.png") == "photo"
     assert image_stem("photo.inpainted.png") == "photo"
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "out.bin"
+    with atomic_write(target) as handle:
+        handle.write(b"x")
+    mode = stat.S_IMODE(target.stat().st_mode)
+    current = os.umask(0)
+    os.umask(current)
+    assert mode == 0o666 & ~current
