@@ -112,8 +112,13 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
         observations.append(ViewObservation(item.landmarks, K, w, h, occluded))
     # The landmark fit is a few hundred small steps on 478 points: launch-bound on a GPU (1.6 s on an
     # H100 against 0.45 s on one CPU core), so it always runs on the CPU.
-    coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations),
-                           subject_of_view, "cpu")
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(max(options.cpu_threads, 1))  # many threads only add overhead on 478 points
+    try:
+        coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations),
+                               subject_of_view, "cpu")
+    finally:
+        torch.set_num_threads(saved_threads)
     timings["coarse_s"] = time.perf_counter() - started
     note(f"coarse level: landmark RMS {', '.join(f'{e:.1f}' for e in coarse.reprojection_px)} px")
 
