@@ -62,6 +62,15 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     root.propagate = False
 
 
+def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dict[str, Any], RunOptions]:
+    """What every command does first: merge the YAML config under the command-line values, set up
+    logging, and collect the output conventions. ``values`` is the command's ``locals()``."""
+    values = {k: v for k, v in values.items() if k not in ("ctx", "config")}
+    opts = apply_config(ctx, command, ctx.params.get("config"), values)
+    setup_logging(opts["quiet"], opts["verbose"])
+    return opts, RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+
+
 def _silence_native_stderr() -> None:
     """Native libraries (mediapipe's graphs, TFLite) print warnings straight to fd 2 from worker
     threads. The CLI owns its process, so it moves Python's stderr to a copy of fd 2 and points fd 2

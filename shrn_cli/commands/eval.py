@@ -41,13 +41,7 @@ def eval_command(
     """Compare predicted meshes with ground-truth scans; write <stem>.metrics.json, <stem>.errors.npy and
     error heatmaps (<stem>.error_heatmap.ply/.png); for folders also metrics.csv and cumulative_error.png.
     Runs on the CPU (--device is accepted for uniformity)."""
-    opts = common.apply_config(ctx, "eval", config, {
-        "pred": pred, "gt": gt, "protocol": protocol, "pred_landmarks": pred_landmarks, "gt_landmarks": gt_landmarks,
-        "pred_scale": pred_scale, "gt_scale": gt_scale, "metrical": metrical, "no_crop": no_crop,
-        "icp_iterations": icp_iterations, "heatmap_max": heatmap_max, "out": out, "device": device,
-        "json_out": json_out, "overwrite": overwrite, "quiet": quiet, "verbose": verbose})
-    common.setup_logging(opts["quiet"], opts["verbose"])
-    run_opts = common.RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+    opts, run_opts = common.begin(ctx, "eval", locals())
 
     from shrn_core.errors import InputError, ShrnError
     from shrn_core.evaluate import evaluate

@@ -27,11 +27,7 @@ def face(
     verbose: bool = common.VerboseOption,
 ) -> None:
     """Detect faces and landmarks; write <stem>.face.json."""
-    opts = common.apply_config(ctx, "face", config, {
-        "face_index": face_index, "no_hands": no_hands, "out": out, "device": device, "json_out": json_out,
-        "overwrite": overwrite, "quiet": quiet, "verbose": verbose})
-    common.setup_logging(opts["quiet"], opts["verbose"])
-    run_opts = common.RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+    opts, run_opts = common.begin(ctx, "face", locals())
 
     from shrn_core.errors import ShrnError
     from shrn_core.face import analyze_image, face_json_path

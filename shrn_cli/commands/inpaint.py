@@ -38,13 +38,7 @@ def inpaint(
     verbose: bool = common.VerboseOption,
 ) -> None:
     """Fill occluded face pixels (mask 255) with a plausible face; pixels outside the mask are kept exactly."""
-    opts = common.apply_config(ctx, "inpaint", config, {
-        "mask": mask, "backend": backend, "weights": weights, "steps": steps, "jump_length": jump_length,
-        "jump_n_sample": jump_n_sample, "seed": seed, "radius": radius, "resize_mask": resize_mask,
-        "face_index": face_index, "out": out, "device": device, "json_out": json_out, "overwrite": overwrite,
-        "quiet": quiet, "verbose": verbose})
-    common.setup_logging(opts["quiet"], opts["verbose"])
-    run_opts = common.RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+    opts, run_opts = common.begin(ctx, "inpaint", locals())
 
     from shrn_core.errors import InputError, ShrnError
 

@@ -38,13 +38,7 @@ def reconstruct(
     verbose: bool = common.VerboseOption,
 ) -> None:
     """Reconstruct a textured face mesh; write <stem>.obj/.mtl/.albedo.png, <stem>.params.npz and renders."""
-    opts = common.apply_config(ctx, "reconstruct", config, {
-        "backend": backend, "levels": levels, "multi_view": multi_view, "mask": mask, "no_mask": no_mask,
-        "resize_mask": resize_mask, "formats": formats, "face_index": face_index, "name": name,
-        "render_size": render_size, "texture_size": texture_size, "assets": assets, "weights": weights,
-        "out": out, "device": device, "json_out": json_out, "overwrite": overwrite, "quiet": quiet, "verbose": verbose})
-    common.setup_logging(opts["quiet"], opts["verbose"])
-    run_opts = common.RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+    opts, run_opts = common.begin(ctx, "reconstruct", locals())
 
     from shrn_core.errors import InputError, ShrnError
     from shrn_core.formats.core import image_stem, output_path

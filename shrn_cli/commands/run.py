@@ -41,10 +41,7 @@ def run(
     verbose: bool = common.VerboseOption,
 ) -> None:
     """Run every stage; one output folder per photo (all intermediates + manifest.json)."""
-    values = dict(locals())
-    values.pop("ctx")
-    opts = common.apply_config(ctx, "run", config, values)
-    common.setup_logging(opts["quiet"], opts["verbose"])
+    opts, _ = common.begin(ctx, "run", locals())
 
     from shrn_core.errors import ShrnError
     from shrn_core.pipeline import PipelineOptions, parse_shard, run as run_pipeline

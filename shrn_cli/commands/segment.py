@@ -33,12 +33,7 @@ def segment(
     verbose: bool = common.VerboseOption,
 ) -> None:
     """Mark face pixels covered by hands, masks, glasses, hair...; write <stem>.mask.png and <stem>.face_region.png."""
-    opts = common.apply_config(ctx, "segment", config, {
-        "backend": backend, "weights": weights, "face_index": face_index, "prob": prob,
-        "occluder_class": occluder_class, "overhang": overhang, "out": out, "device": device,
-        "json_out": json_out, "overwrite": overwrite, "quiet": quiet, "verbose": verbose})
-    common.setup_logging(opts["quiet"], opts["verbose"])
-    run_opts = common.RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
+    opts, run_opts = common.begin(ctx, "segment", locals())
 
     from shrn_core.errors import ShrnError
     from shrn_core.segment import create_backend, segment_file
