@@ -14,6 +14,7 @@ import pytest
 from shrn_core.evaluate.occluders import load_occluders, paste_occluder
 from shrn_core.face import analyze_image
 from shrn_core.formats.image import read_image, write_image
+from shrn_core.formats.manifest import read_manifest
 from shrn_core.formats.mask import read_mask
 from shrn_core.pipeline import PipelineOptions, run
 
@@ -51,7 +52,7 @@ def test_full_run_resume_and_replaced_mask(occluded_photo, tmp_path):
                      "masked.obj", "masked.mtl", "masked.albedo.png", "masked.params.npz", "manifest.json"):
         assert expected in names
     assert [s.status for s in report.stages] == ["computed"] * 4
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = read_manifest(folder / "manifest.json")
     assert manifest["ok"] and [s["name"] for s in manifest["stages"]] == ["face", "segment", "inpaint", "reconstruct"]
     # the segment stage found the pasted mask
     predicted = read_mask(folder / "masked.mask.png") > 0
@@ -113,7 +114,7 @@ def test_cli_batch_goes_on_past_bad_inputs_and_shards(occluded_photo, tmp_path):
     assert records["c_noface.png"]["exit_code"] == 3 and "no face" in records["c_noface.png"]["error"]
     assert "Traceback" not in result.stderr and "2 of 3 inputs" not in result.stderr
     assert "1 of 3 inputs ok" in result.stderr
-    manifest = json.loads((tmp_path / "out" / "c_noface" / "manifest.json").read_text())
+    manifest = read_manifest(tmp_path / "out" / "c_noface" / "manifest.json")
     assert not manifest["ok"] and "no face" in manifest["error"]
 
     # shards: each input lands in exactly one of 3 shards (resumed runs, so this is quick)
@@ -148,3 +149,18 @@ def test_batched_reconstruction_matches_inputs(occluded_photo, shared_data, tmp_
     first = read_image(tmp_path / "masked" / "masked.overlay.png")
     second = read_image(tmp_path / "AFLW2000__image02202" / "AFLW2000__image02202.overlay.png")
     assert first.shape == read_image(photo).shape and second.shape == read_image(other).shape
+
+
+def test_manifest_reader_refuses_malformed_files(tmp_path):
+    from shrn_core.errors import FormatError
+    from shrn_core.formats.manifest import write_manifest
+
+    payload = {"shrn_version": "0", "input": "x.jpg", "ok": True, "error": None, "backends": {}, "options": {},
+               "stages": [{"name": "face", "status": "computed"}], "warnings": []}
+    path = write_manifest(tmp_path / "manifest.json", payload)
+    assert read_manifest(path)["stages"][0]["status"] == "computed"
+    doc = json.loads(path.read_text())
+    doc["stages"][0]["status"] = "exploded"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="malformed stage"):
+        read_manifest(path)

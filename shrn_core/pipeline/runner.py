@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError, ShrnError
-from ..formats.core import ensure_dir, image_stem, output_path, write_json
+from ..formats.core import ensure_dir, image_stem, output_path
+from ..formats.manifest import write_manifest
 from .engines import Engines
 from .options import STAGES, ItemReport, PipelineOptions, StageRecord
 
@@ -215,7 +216,7 @@ def _write_manifest(files: StageFiles, options: PipelineOptions, report: ItemRep
         "warnings": report.warnings,
     }
     try:
-        write_json(files.manifest, "manifest", _jsonable(payload))
+        write_manifest(files.manifest, _jsonable(payload))
     except ShrnError as err:  # the item's own error matters more than a manifest we cannot write
         log.error("%s", err)
 
