@@ -195,9 +195,10 @@ def _run_mesh(models: _Models, rgb: np.ndarray) -> np.ndarray | None:
 def _faces_from_padded_mesh(models: _Models, rgb: np.ndarray) -> list[Face]:
     """Fallback for tight crops: pad so the face no longer fills the frame, upscale tiny images."""
     height, width = rgb.shape[:2]
-    points = _run_mesh(models, _downscale(rgb, 1024)[0])
+    small, small_scale = _downscale(rgb, DETECTION_MAX_SIDE)
+    points = _run_mesh(models, small)
     if points is not None:
-        points[:, :3] /= _downscale(rgb, 1024)[1]
+        points[:, :3] /= small_scale
         return [_face_from_points(points, width, height)]
     pad = int(0.4 * max(height, width))
     padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))

@@ -49,7 +49,7 @@ class StageFiles:
     def manifest(self) -> Path:
         return self.out_dir / "manifest.json"
 
-    def primary(self, stage: str, skip_inpaint: bool) -> Path:
+    def primary(self, stage: str) -> Path:
         return {"face": self.face, "segment": self.mask, "inpaint": self.inpainted, "reconstruct": self.mesh}[stage]
 
     def inputs_of(self, stage: str, skip_inpaint: bool) -> list[Path]:
@@ -151,7 +151,7 @@ def _run_stages(files: StageFiles, state: "_LazyState", options: PipelineOptions
         if stage == "segment" and options.mask is not None:
             report.stages.append(engines.provide_mask(files, state, options.mask))
             continue
-        primary = files.primary(stage, options.skip_inpaint)
+        primary = files.primary(stage)
         fresh = index < first_forced and is_fresh(primary, files.inputs_of(stage, options.skip_inpaint))
         if fresh:
             report.stages.append(StageRecord(stage, "reused", outputs={stage: str(primary)}))
@@ -173,6 +173,7 @@ class _LazyState:
         self.files = files
         self.options = options
         self._raw: Optional[np.ndarray] = None
+        self._rgb: Optional[np.ndarray] = None
         self.analysis = None
 
     @property
@@ -185,9 +186,11 @@ class _LazyState:
 
     @property
     def rgb(self) -> np.ndarray:
-        from ..formats.image import to_rgb8
+        if self._rgb is None:
+            from ..formats.image import to_rgb8
 
-        return to_rgb8(self.raw)
+            self._rgb = to_rgb8(self.raw)
+        return self._rgb
 
     def face_analysis(self):
         if self.analysis is None:
