@@ -32,6 +32,24 @@ def image_stem(path: str | Path) -> str:
     return Path(name).stem
 
 
+def check_input_file(path: str | Path, expected: str = "an image file", suffixes: set[str] | None = None,
+                     unsupported: str = "unsupported format {suffix}") -> Path:
+    """An existing, non-empty file (with one of ``suffixes`` when given), else ``InputError``.
+
+    ``expected`` completes "is a directory, expected ..."; ``unsupported`` is the message for a
+    suffix outside ``suffixes`` (``{suffix}`` stands for the file's suffix)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if path.is_dir():
+        raise InputError(f"is a directory, expected {expected}", path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise InputError(unsupported.format(suffix=repr(path.suffix)), path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)", path)
+    return path
+
+
 def ensure_dir(path: str | Path) -> Path:
     path = Path(path)
     try:

@@ -7,20 +7,9 @@ import cv2
 import numpy as np
 
 from ..errors import FormatError, InputError
-from .core import write_bytes
+from .core import check_input_file, write_bytes
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def check_input_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected an image file", path)
-    if path.stat().st_size == 0:
-        raise InputError("file is empty (0 bytes)", path)
-    return path
 
 
 def read_image_raw(path: str | Path) -> np.ndarray:

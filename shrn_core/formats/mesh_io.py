@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, InputError
+from .core import check_input_file
 
 MESH_EXTENSIONS = {".obj", ".ply", ".stl"}
 SHRN_TOPOLOGY_HEADER = "# shrn mesh topology="
@@ -30,16 +31,7 @@ class MeshData:
 
 
 def check_mesh_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a mesh file", path)
-    if path.suffix.lower() not in MESH_EXTENSIONS:
-        raise InputError(f"unsupported mesh format {path.suffix!r} (use .obj, .ply or .stl)", path)
-    if path.stat().st_size == 0:
-        raise InputError("file is empty (0 bytes)", path)
-    return path
+    return check_input_file(path, "a mesh file", MESH_EXTENSIONS, "unsupported mesh format {suffix} (use .obj, .ply or .stl)")
 
 
 def read_mesh(path: str | Path, scale: float = 1.0) -> MeshData:
