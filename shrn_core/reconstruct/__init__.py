@@ -71,23 +71,14 @@ def reconstruct_multiview(images: Sequence, masks: Optional[Sequence] = None, *,
                           progress: Optional[Callable[[str], None]] = None, multi_view: bool = True,
                           **options) -> Reconstruction:
     """One shared shape and albedo from several photos of one person, one camera per view."""
-    images = list(images)
-    if not images:
-        raise InputError("no images to reconstruct")
-    if levels not in LEVELS:
-        raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
-    arrays, paths, mask_arrays, faces = _prepare(images, masks, face_analyses, face_index, resize_mask)
+    instance, arrays, mask_arrays, faces, call = _setup(images, masks, face_analyses, face_index, resize_mask,
+                                                        backend, levels, device, progress, options)
+    call["multi_view"] = multi_view and len(arrays) > 1
     if len(arrays) > 1:
         score = multi_view_disagreement([f.landmarks for f in faces])
         if score > SHAPE_DISAGREEMENT_WARN:
             log.warning("the landmark shapes of the %d views disagree strongly (%.3f > %.3f): are they photos of one "
                         "person with a similar expression?", len(arrays), score, SHAPE_DISAGREEMENT_WARN)
-    call = {"levels": levels, "progress": progress, "multi_view": multi_view and len(arrays) > 1, "image_paths": paths}
-    for key in CALL_OPTIONS:
-        if key in options:
-            call[key] = options.pop(key)
-    options = {k: v for k, v in options.items() if v is not None}
-    instance = get_backend(backend, device, **options)
     recon = instance.reconstruct(arrays, mask_arrays, faces, call)
     if len(arrays) > 1:
         recon.info["view_shape_disagreement"] = round(float(score), 4)
@@ -96,11 +87,8 @@ def reconstruct_multiview(images: Sequence, masks: Optional[Sequence] = None, *,
     return recon
 
 
-def reconstruct_batch(images: Sequence, masks: Optional[Sequence] = None, *, backend: str = "fit",
-                      levels: str = "fine", device: Any = "auto", face_analyses: Optional[Sequence] = None,
-                      face_index: Optional[int] = None, resize_mask: bool = False,
-                      progress: Optional[Callable[[str], None]] = None, **options) -> list[Reconstruction]:
-    """Independent reconstructions of several photos in one batched fit (faster on a GPU)."""
+def _setup(images, masks, face_analyses, face_index, resize_mask, backend, levels, device, progress, options):
+    """Checks and loads the inputs, splits per-call options from backend settings, gets the backend."""
     images = list(images)
     if not images:
         raise InputError("no images to reconstruct")
@@ -112,6 +100,16 @@ def reconstruct_batch(images: Sequence, masks: Optional[Sequence] = None, *, bac
         if key in options:
             call[key] = options.pop(key)
     instance = get_backend(backend, device, **{k: v for k, v in options.items() if v is not None})
+    return instance, arrays, mask_arrays, faces, call
+
+
+def reconstruct_batch(images: Sequence, masks: Optional[Sequence] = None, *, backend: str = "fit",
+                      levels: str = "fine", device: Any = "auto", face_analyses: Optional[Sequence] = None,
+                      face_index: Optional[int] = None, resize_mask: bool = False,
+                      progress: Optional[Callable[[str], None]] = None, **options) -> list[Reconstruction]:
+    """Independent reconstructions of several photos in one batched fit (faster on a GPU)."""
+    instance, arrays, mask_arrays, faces, call = _setup(images, masks, face_analyses, face_index, resize_mask,
+                                                        backend, levels, device, progress, options)
     if not hasattr(instance, "reconstruct_batch"):
         return [instance.reconstruct([a], [m], [f], dict(call, image_paths=[p]))
                 for a, m, f, p in zip(arrays, mask_arrays, faces, call["image_paths"])]
