@@ -88,7 +88,8 @@ def reconstruct(
 
     def expected(out_dir: Path, stem: str, view_stems=None):
         upto = LEVELS[: LEVELS.index(opts["levels"]) + 1]
-        return reconstruction_outputs(out_dir, stem, upto, formats_list, view_stems).values()
+        return reconstruction_outputs(out_dir, stem, upto, formats_list, view_stems,
+                                      neutral=opts["backend"] == "fit").values()
 
     def finish(recon, out_dir: Path, stem: str, view_stems=None) -> common.ItemResult:
         from shrn_core.reconstruct import write_reconstruction

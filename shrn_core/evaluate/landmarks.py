@@ -21,6 +21,16 @@ NOW7_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_
 NOW7_MEDIAPIPE = np.array([33, 133, 362, 263, 2, 61, 291], dtype=np.int64)
 TOPOLOGY_LANDMARKS = {"mediapipe468": NOW7_MEDIAPIPE}
 
+
+def topology_landmarks(topology: str | None) -> np.ndarray | None:
+    """NoW-7 vertex ids of a known shrn vertex layout: mediapipe's, or the packaged face model's."""
+    if topology in TOPOLOGY_LANDMARKS:
+        return TOPOLOGY_LANDMARKS[topology]
+    from ..facemodel import load_face_model
+
+    model = load_face_model()
+    return model.now7 if topology == model.name else None
+
 # Sidecar names tried for "auto", in order: shrn's own, then the NoW convention (<stem>.npy/.txt).
 _SIDECAR_KINDS = ("landmarks", "lmk", "")
 
@@ -47,8 +57,9 @@ def resolve_landmarks(mesh: MeshData, source: str | Path | None, scale: float, s
     """
     spec: LandmarkSpec | None = None
     if source is None or str(source) == "auto":
-        if mesh.topology in TOPOLOGY_LANDMARKS:
-            spec = LandmarkSpec(vertex_ids=TOPOLOGY_LANDMARKS[mesh.topology], path=f"topology {mesh.topology}")
+        known = topology_landmarks(mesh.topology)
+        if known is not None:
+            spec = LandmarkSpec(vertex_ids=known, path=f"topology {mesh.topology}")
         else:
             found = find_sidecar(mesh.path)
             if found is None:

@@ -12,17 +12,19 @@ from ..errors import FormatError, InputError
 from .core import atomic_write, ensure_dir, output_path, write_bytes
 from .image import read_image, write_image
 
-OBJ_HEADER = "# shrn mesh topology=mediapipe468"
-PARAMS_VERSION = 1
+OBJ_HEADER = "# shrn mesh topology="
+PARAMS_VERSION = 2
+READABLE_PARAMS_VERSIONS = (1, 2)
 FORMATS = ("obj", "glb")
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = None,
-             mtl_name: str | None = None, comment: str = "") -> str:
-    """OBJ text whose first line is ``# shrn mesh topology=mediapipe468 ...`` (vertices 0..467 are
-    mediapipe's face-mesh points in order); UVs are per vertex, so ``f a/a b/b c/c``."""
-    lines = [f"{OBJ_HEADER} vertices={len(vertices)} faces={len(faces)} units=mm {comment}".rstrip()]
-    lines.append("# x right, y up, z towards the viewer (head frame); vertex i = landmark i for i < 468")
+             mtl_name: str | None = None, comment: str = "", topology: str | None = None) -> str:
+    """OBJ text whose first line is ``# shrn mesh topology=<id> ...``: ``<id>`` names the vertex layout
+    (the face model's name, e.g. ``ict-face-v1``: its vertices come first, in order, at every level;
+    ``unknown`` otherwise); UVs are per vertex, so ``f a/a b/b c/c``."""
+    lines = [f"{OBJ_HEADER}{topology or 'unknown'} vertices={len(vertices)} faces={len(faces)} units=mm {comment}".rstrip()]
+    lines.append("# x right, y up, z towards the viewer (head frame)")
     if mtl_name:
         lines.append(f"mtllib {mtl_name}")
     lines.extend(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in np.asarray(vertices, dtype=np.float64))
@@ -43,9 +45,10 @@ def mtl_text(texture_name: str) -> str:
             f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {texture_name}\n")
 
 
-def write_obj(path: str | Path, vertices, faces, uvs=None, mtl_name: str | None = None, comment: str = "") -> Path:
+def write_obj(path: str | Path, vertices, faces, uvs=None, mtl_name: str | None = None, comment: str = "",
+              topology: str | None = None) -> Path:
     with atomic_write(path, "w") as handle:
-        handle.write(obj_text(vertices, faces, uvs, mtl_name, comment))
+        handle.write(obj_text(vertices, faces, uvs, mtl_name, comment, topology))
     return Path(path)
 
 
@@ -107,6 +110,14 @@ def write_params(path: str | Path, recon) -> Path:
         "landmarks_2d": np.stack([v.landmarks_2d for v in views]).astype(np.float32),
         "landmark_vertex_ids": np.asarray(recon.landmark_vertex_ids, dtype=np.int64),
     }
+    if all(v.landmarks_68 is not None for v in views):
+        payload["landmarks_68"] = np.stack([v.landmarks_68 for v in views]).astype(np.float32)
+    model = getattr(recon, "model", None)
+    if model is not None:
+        payload["model"] = np.array(model.model)
+        payload["identity"] = np.asarray(model.identity, dtype=np.float32)
+        payload["expression_names"] = np.array(list(model.expression_names))
+        payload["expression"] = np.stack([v.expression for v in views]).astype(np.float32)
     if recon.displacement is not None:
         payload["displacement_map"] = np.asarray(recon.displacement, dtype=np.float32)
     buffer = io.BytesIO()
@@ -125,7 +136,7 @@ def read_params(path: str | Path) -> dict:
         raise FormatError(f"not a readable .npz ({exc.__class__.__name__})", path) from None
     if str(params.get("format", "")) != "shrn.params":
         raise FormatError("not a shrn params file (expected format 'shrn.params')", path)
-    if int(params.get("schema_version", -1)) != PARAMS_VERSION:
+    if int(params.get("schema_version", -1)) not in READABLE_PARAMS_VERSIONS:
         raise FormatError(f"unsupported schema_version {params.get('schema_version')!r}", path)
     return params
 
@@ -140,13 +151,16 @@ def pose_angles(R: np.ndarray) -> np.ndarray:
 
 
 def reconstruction_outputs(out_dir: str | Path, stem: str, recon_levels: Iterable[str], formats=("obj",),
-                           view_stems: list[str] | None = None, renders: bool = True) -> dict[str, Path]:
+                           view_stems: list[str] | None = None, renders: bool = True,
+                           neutral: bool = False) -> dict[str, Path]:
     """The paths ``write_reconstruction`` will write (for ``--overwrite`` checks)."""
     levels = list(recon_levels)
     paths = {"mesh": output_path(out_dir, stem, "", "obj"), "mtl": output_path(out_dir, stem, "", "mtl"),
              "albedo": output_path(out_dir, stem, "albedo", "png"), "params": output_path(out_dir, stem, "params", "npz")}
     for level in levels[:-1]:
         paths[f"mesh_{level}"] = output_path(out_dir, stem, level, "obj")
+    if neutral:
+        paths["mesh_neutral"] = output_path(out_dir, stem, "neutral", "obj")
     if "glb" in formats:
         paths["glb"] = output_path(out_dir, stem, "", "glb")
     if renders:
@@ -165,7 +179,7 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
     out_dir = ensure_dir(out_dir)
     levels = list(recon.levels)
     renders = any(v.overlay is not None for v in recon.views)
-    paths = reconstruction_outputs(out_dir, stem, levels, formats, view_stems, renders)
+    paths = reconstruction_outputs(out_dir, stem, levels, formats, view_stems, renders, recon.neutral is not None)
     final = recon.final
     texture_name = paths["albedo"].name
     # albedo rows: texel row 0 is v = 0 (bottom); image files store the top row first
@@ -174,8 +188,13 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
         handle.write(mtl_text(texture_name))
     for level in levels[:-1]:
         mesh = recon.levels[level]
-        write_obj(paths[f"mesh_{level}"], mesh.vertices, mesh.faces, mesh.uvs, paths["mtl"].name, f"level={level}")
-    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}")
+        write_obj(paths[f"mesh_{level}"], mesh.vertices, mesh.faces, mesh.uvs, paths["mtl"].name, f"level={level}",
+                  mesh.topology)
+    if recon.neutral is not None:
+        write_obj(paths["mesh_neutral"], recon.neutral.vertices, recon.neutral.faces, recon.neutral.uvs, paths["mtl"].name,
+                  f"level={levels[-1]} expression=neutral", recon.neutral.topology)
+    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}",
+              final.topology)
     write_params(paths["params"], recon)
     if "glb" in formats:
         write_bytes(paths["glb"], glb_bytes(final.vertices, final.faces, final.uvs, np.ascontiguousarray(recon.albedo[::-1])))

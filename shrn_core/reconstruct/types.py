@@ -19,6 +19,7 @@ class Mesh:
     faces: np.ndarray  # (F, 3) int64
     uvs: Optional[np.ndarray] = None  # (V, 2) float32
     colors: Optional[np.ndarray] = None  # (V, 3) uint8
+    topology: Optional[str] = None  # vertex layout id written in OBJ headers (e.g. the face model's name)
 
 
 @dataclass
@@ -44,6 +45,17 @@ class ViewResult:
     overlay: Optional[np.ndarray] = None  # HxWx3 uint8: textured render over the photo
     shading: Optional[np.ndarray] = None  # HxWx3 uint8: shaded geometry render over the photo
     mask: Optional[np.ndarray] = None  # HxW uint8 occlusion mask used (255 = ignored)
+    landmarks_68: Optional[np.ndarray] = None  # (68, 2) pixels: the fitted model's iBUG points (jaw on the silhouette)
+    expression: Optional[np.ndarray] = None  # (E,) the face model's expression weights in this view
+
+
+@dataclass
+class ModelParameters:
+    """The face-model coefficients of a reconstruction (``fit`` backend)."""
+
+    model: str  # face model id (``FaceModel.name``)
+    identity: np.ndarray  # (K,) float32, N(0, 1) units
+    expression_names: tuple[str, ...]  # names of ViewResult.expression's entries
 
 
 @dataclass
@@ -57,6 +69,8 @@ class Reconstruction:
     landmark_vertex_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # vertex of each of the 478 landmarks
     displacement: Optional[np.ndarray] = None  # (Ht, Wt) float32 mm, fine level
     info: dict = field(default_factory=dict)  # timings, losses, warnings
+    neutral: Optional[Mesh] = None  # the final level with a neutral expression (identity only), same topology
+    model: Optional[ModelParameters] = None
 
     @property
     def final(self) -> Mesh:

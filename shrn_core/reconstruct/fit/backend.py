@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from ...errors import InputError, NumericalError
-from ...face.topology import load_topology
-from ..types import LEVELS, Camera, Mesh, Reconstruction, ViewResult
+from ...facemodel import load_face_model
+from ..types import LEVELS, Camera, Mesh, ModelParameters, Reconstruction, ViewResult
 from .camera import default_intrinsics
-from .landmarks import LandmarkFitOptions, ViewObservation, fit_landmarks
+from .landmarks import ViewObservation
+from .model_fit import ModelFitOptions, fit_model
 from .mesh_ops import subdivide, subdivided_mirror, unique_edges, vertex_normals
 from .photometric import CropView, PhotometricOptions, batched_faces, build_pixels, fit_level, pixel_normals
 from .raster import create_context, crop_intrinsics, interpolate, rasterize_view, texture
@@ -31,8 +32,9 @@ class FitOptions:
 
     render_size: int = 256  # side of the square face crop the photometric fit renders
     texture_size: int = 512  # output albedo / displacement map side
-    subdivisions: int = 3  # mid level: 468 -> ~27.6k vertices
-    coarse_iterations: int = 200  # Adam iterations of the landmark fit
+    subdivisions: int = 1  # mid level: the model's 9.4k vertices -> ~37k
+    coarse_iterations: int = 8  # Levenberg-Marquardt iterations of the face-model fit
+    identity_components: int = 100  # leading identity components of the face model fitted
     mid_iterations: int = 40
     fine_iterations: int = 30
     displacement_size: int = 128  # fine-level UV displacement map resolution during fitting
@@ -91,7 +93,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
         raise InputError(f"unknown level {levels!r}; choose one of: {', '.join(LEVELS)}")
     stop = LEVELS.index(levels)
     device = torch.device(device)
-    topo = load_topology()
+    model = load_face_model()
     ctx = create_context("auto", device)
     subjects = max(subject_of_view) + 1
     views_of = [[i for i, s in enumerate(subject_of_view) if s == k] for k in range(subjects)]
@@ -110,24 +112,26 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
         K = default_intrinsics(w, h, options.focal_px)
         occluded = _landmarks_occluded(item.landmarks, item.mask)
         observations.append(ViewObservation(item.landmarks, K, w, h, occluded))
-    # The landmark fit is a few hundred small steps on 478 points: launch-bound on a GPU (1.6 s on an
-    # H100 against 0.45 s on one CPU core), so it always runs on the CPU.
+    # The model fit is a few small dense solves: launch-bound on a GPU, so it always runs on the CPU.
     saved_threads = torch.get_num_threads()
-    torch.set_num_threads(max(options.cpu_threads, 1))  # many threads only add overhead on 478 points
+    torch.set_num_threads(max(options.cpu_threads, 1))
     try:
-        coarse = fit_landmarks(observations, topo, LandmarkFitOptions(adam_iterations=options.coarse_iterations),
-                               subject_of_view, "cpu")
+        coarse = fit_model(observations, model, ModelFitOptions(iterations=options.coarse_iterations,
+                                                                identity_components=options.identity_components),
+                           subject_of_view)
     finally:
         torch.set_num_threads(saved_threads)
     timings["coarse_s"] = time.perf_counter() - started
     note(f"coarse level: landmark RMS {', '.join(f'{e:.1f}' for e in coarse.reprojection_px)} px")
 
     dtype = torch.float32
-    faces_np = topo.triangles
+    faces_np = model.triangles
     vertices = torch.as_tensor(coarse.vertices, dtype=dtype, device=device)  # (S, V, 3)
-    uvs = torch.as_tensor(topo.uvs, dtype=dtype, device=device)
+    neutral_np = coarse.neutral.astype(np.float64)  # (S, V, 3): follows the posed mesh through subdivision
+    uvs = torch.as_tensor(model.uvs, dtype=dtype, device=device)
     faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
-    levels_out = [{"coarse": Mesh(coarse.vertices[k].copy(), faces_np.copy(), topo.uvs.copy())} for k in range(subjects)]
+    levels_out = [{"coarse": Mesh(coarse.vertices[k].copy(), faces_np.copy(), model.uvs.copy(), topology=model.name)}
+                  for k in range(subjects)]
 
     images = [torch.as_tensor(item.image, device=device).to(dtype) / 255 for item in inputs]
     valid_full = [torch.as_tensor(_valid(item.mask, item.image.shape[:2]), device=device) for item in inputs]
@@ -143,8 +147,11 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
     albedo_small = torch.stack([_albedo(ctx, vertices[k], faces, uvs, texture_views(k), PhotometricOptions().albedo_size)[0]
                                 for k in range(subjects)])
     displacement_map = None
-    mirror = topo.mirror
+    mirror = model.mirror
 
+    subdivided_coarse = coarse.vertices.astype(np.float64)  # (S, V, 3) coarse fit at the final resolution
+    corners = model.triangles[model.mediapipe_triangles]
+    landmark_ids = corners[np.arange(len(corners)), model.mediapipe_barycentric.argmax(1)]  # nearest corner
     if stop >= 1:
         t0 = time.perf_counter()
         for _ in range(options.subdivisions):
@@ -152,6 +159,8 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
             mirror = subdivided_mirror(sub, mirror)
             points = vertices.cpu().numpy().astype(np.float64)
             vertices = torch.as_tensor(np.stack([sub.smooth_points(p) for p in points]), dtype=dtype, device=device)
+            neutral_np = np.stack([sub.smooth_points(p) for p in neutral_np])
+            subdivided_coarse = np.stack([sub.smooth_points(p) for p in subdivided_coarse])
             uvs = sub.midpoints(uvs)
             faces_np = sub.faces
         faces = torch.as_tensor(faces_np, dtype=torch.int32, device=device)
@@ -169,7 +178,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
             ctx, vertices, faces, uvs, crop_views, lighting, albedo_small,
             lambda d: d, torch.zeros(vertices.shape[:2], dtype=dtype, device=device), mid_regulariser, popt, "mid", note)
         for k in range(subjects):
-            levels_out[k]["mid"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+            levels_out[k]["mid"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy(), topology=model.name)
         timings["mid_s"] = time.perf_counter() - t0
 
     if stop >= 2:
@@ -195,7 +204,7 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
             torch.zeros(subjects, size, size, dtype=dtype, device=device), fine_regulariser, popt, "fine", note)
         displacement_map = popt.max_offset_mm * torch.tanh(displacement / popt.max_offset_mm)
         for k in range(subjects):
-            levels_out[k]["fine"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy())
+            levels_out[k]["fine"] = Mesh(vertices[k].cpu().numpy().copy(), faces_np.copy(), uvs.cpu().numpy().copy(), topology=model.name)
         timings["fine_s"] = time.perf_counter() - t0
 
     # ---- per-texel albedo at output resolution from the final geometry and lighting
@@ -220,7 +229,9 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
             overlay, shading_img = _render_outputs(ctx, vertices[k], faces, uvs, albedo_tex, lighting[i], camera,
                                                    item.image, options.max_render_side)
         view_results.append(ViewResult(item.image_path, camera, lighting[i].cpu().numpy().astype(np.float32),
-                                       item.landmarks[:, :2].astype(np.float32), overlay, shading_img, item.mask))
+                                       item.landmarks[:, :2].astype(np.float32), overlay, shading_img, item.mask,
+                                       landmarks_68=coarse.landmarks_68[i].copy(),
+                                       expression=coarse.expression[i].astype(np.float32)))
     timings["render_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     results = []
@@ -236,9 +247,16 @@ def _reconstruct(inputs, subject_of_view, levels, device, options: FitOptions, p
                 "landmark_rms_px": [round(float(coarse.reprojection_px[i]), 3) for i in views_of[k]],
                 "focal_px": float(observations[views_of[k][0]].K[0, 0]), "warnings": [], "batch_size": subjects}
         albedo_u8 = np.clip(albedos[k] * 255 + 0.5, 0, 255).astype(np.uint8)
+        final = levels_out[k][list(levels_out[k])[-1]]
+        # identity-only face: the final level's offsets from the (subdivided) coarse fit, on the neutral
+        offsets = final.vertices.astype(np.float64) - subdivided_coarse[k]
+        neutral = Mesh((neutral_np[k] + offsets).astype(np.float32), final.faces.copy(), final.uvs.copy(),
+                       topology=model.name)
         results.append(Reconstruction(levels=levels_out[k], albedo=albedo_u8, views=[view_results[i] for i in views_of[k]],
-                                      backend="fit", landmark_vertex_ids=topo.landmark_vertex_ids.copy(),
-                                      displacement=disp, info=info))
+                                      backend="fit", landmark_vertex_ids=landmark_ids.copy(),
+                                      displacement=disp, info=info, neutral=neutral,
+                                      model=ModelParameters(model.name, coarse.identity[k].astype(np.float32),
+                                                            model.expression_names)))
     return results
 
 
