@@ -223,7 +223,8 @@ def albedo_texture(image: np.ndarray, landmarks: np.ndarray, size: int = TEXTURE
     total = own + other
     texture = np.where((total > 1e-6)[..., None], (own[..., None] * texture + other[..., None] * mirrored)
                        / np.maximum(total, 1e-6)[..., None], texture)
-    texture = _fill(texture, np.maximum(weight, mirror_weight) > 0.3)
+    valid = (np.maximum(weight, mirror_weight) > 0.3) & ~_hair_near_outline(texture, mesh, image, points[:, :2])
+    texture = _fill(texture, valid)
     skin = _texture_skin(texture, mesh)
     return np.clip(texture * 255 + 0.5, 0, 255).astype(np.uint8), skin
 
@@ -270,14 +271,35 @@ def _delight(texture: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
     return np.clip(texture * gain[..., None], 0, 1)
 
 
-def _texture_skin(texture: np.ndarray, mesh) -> np.ndarray:
+def _hair_near_outline(texture: np.ndarray, mesh, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Texels near the face outline whose colour is far from the skin's (hair, hats, background)."""
     size = texture.shape[0]
-    samples = []
-    for vertex in SKIN_PATCH_VERTICES:
-        u, v = mesh.uvs[vertex]
-        x, y = int(u * size), int(v * size)
-        samples.append(texture[max(y - 3, 0): y + 4, max(x - 3, 0): x + 4].reshape(-1, 3))
-    return np.median(np.concatenate(samples), axis=0).astype(np.float32)
+    skin = np.median(_skin_samples(image, points), axis=0) / 255.0
+    centres = (np.arange(size) + 0.5) / size
+    grid = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
+    from .texture_space import _distance_to_polygon  # noqa: PLC0415
+
+    near = (_distance_to_polygon(grid, mesh.uvs[mesh.outline]) < 0.12).reshape(size, size)
+    ratio = texture / np.maximum(texture.sum(-1, keepdims=True), 1e-3)
+    skin_ratio = skin / max(skin.sum(), 1e-3)
+    chroma_far = np.abs(ratio - skin_ratio).sum(-1) > 0.09
+    luminance = texture.mean(-1)
+    darker = luminance < 0.72 * skin.mean()
+    return near & (chroma_far | darker)
+
+
+def _texture_skin(texture: np.ndarray, mesh) -> np.ndarray:
+    """Median colour of a band just inside the face outline (forehead, temples, cheeks, jaw): the colour
+    the texture fades to beyond the face."""
+    size = texture.shape[0]
+    centres = (np.arange(size) + 0.5) / size
+    grid = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
+    from .texture_space import _distance_to_polygon, _inside_polygon  # noqa: PLC0415
+
+    outline = mesh.uvs[mesh.outline]
+    inside = _inside_polygon(grid, outline)
+    band = inside & (_distance_to_polygon(grid, outline) < 0.06)
+    return np.median(texture.reshape(-1, 3)[band], axis=0).astype(np.float32)
 
 
 def background_crops(image: np.ndarray, landmarks: np.ndarray, size: int = BACKGROUND_SIZE) -> list[np.ndarray]:

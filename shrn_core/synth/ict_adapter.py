@@ -30,6 +30,7 @@ class IctFaceModel:
     uvs: np.ndarray  # (V, 2) float32: ICT's own UV of each vertex (first quad corner that uses it)
     landmarks68: np.ndarray  # (68,) int64 iBUG-68 vertices
     face_vertex_count: int  # vertices 0..n-1 are the face area (forehead to chin, ears included)
+    narrow_face_vertex_count: int  # vertices 0..n-1 are the narrow face (no ears, no neck): shrn's "face surface"
 
     @classmethod
     def load(cls, path: str | Path) -> "IctFaceModel":
@@ -55,7 +56,7 @@ def _load(path: str) -> IctFaceModel:
             missing = [key for key in REQUIRED_KEYS if key not in data.files]
             if missing:
                 raise FormatError(f"ICT model file lacks {', '.join(missing)}", file)
-            arrays = {key: data[key] for key in REQUIRED_KEYS}
+            arrays = {key: data[key] for key in REQUIRED_KEYS + ("narrow_face_vertex_count",) if key in data.files}
     except (OSError, ValueError) as exc:
         raise FormatError(f"not a readable .npz ({exc.__class__.__name__})", file) from None
     quads = arrays["quads"].astype(np.int64)
@@ -68,4 +69,5 @@ def _load(path: str) -> IctFaceModel:
         expression_basis=arrays["expression"].astype(np.float32) * CM_TO_MM,
         expression_names=tuple(str(n) for n in arrays["expression_names"]),
         triangles=triangles, uvs=uvs, landmarks68=arrays["landmarks68"].astype(np.int64),
-        face_vertex_count=int(arrays["face_vertex_count"]))
+        face_vertex_count=int(arrays["face_vertex_count"]),
+        narrow_face_vertex_count=int(arrays.get("narrow_face_vertex_count", arrays["face_vertex_count"])))

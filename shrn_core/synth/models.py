@@ -44,6 +44,7 @@ class ShapeModel:
     triangles: np.ndarray  # (F, 3) int64, counter-clockwise seen from outside
     landmarks68: np.ndarray  # (68,) int64 vertex of each iBUG-68 point, -1 where the model has none
     surface_vertex_count: int  # vertices 0..n-1 (and the triangles among them) are the ground-truth face surface
+    face_area_vertex_count: int = 0  # vertices 0..n-1 are the face area incl. ears (0: the surface count)
 
     @property
     def num_vertices(self) -> int:
@@ -193,7 +194,7 @@ def load_ict(path: str | Path) -> ShapeModel:
 
     ict = IctFaceModel.load(path)
     return ShapeModel("ict", ict.mean, ict.identity_basis, ict.expression_basis, ict.expression_names, ict.triangles,
-                      ict.landmarks68, ict.face_vertex_count)
+                      ict.landmarks68, ict.narrow_face_vertex_count, ict.face_vertex_count)
 
 
 def load_model(name: str, path: str | Path) -> ShapeModel:

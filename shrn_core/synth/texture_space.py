@@ -21,7 +21,7 @@ from ..face.topology import CYLINDER_AXIS_DEPTH_MM, NUM_MESH_POINTS, UV_MARGIN, 
 from .meshutil import ThinPlate, boundary_loops
 
 V_STRETCH = 1.8  # the mean face spans v in [0.24, 0.76] of the topology's UVs; use the whole square
-OUTSIDE_RAMP_UV = 0.05  # outside weight reaches 1 this far (in UV units, ~9 mm) beyond the face outline
+OUTSIDE_RAMP_UV = 0.12  # outside weight reaches 1 this far (in UV units, ~20 mm) beyond the face outline
 # iBUG points used to register a model onto the mediapipe mean: chin and all inner points (the
 # mediapipe jaw line is placed differently from iBUG's, so 0-7 and 9-16 are left out).
 REGISTRATION_POINTS = np.array([8] + list(range(17, 68)), dtype=np.int64)
