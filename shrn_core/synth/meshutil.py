@@ -34,9 +34,8 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(V, 3) unit area-weighted vertex normals (numpy)."""
     v = np.asarray(vertices, np.float64)
     face = np.cross(v[triangles[:, 1]] - v[triangles[:, 0]], v[triangles[:, 2]] - v[triangles[:, 0]])
-    normals = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(normals, triangles[:, k], face)
+    corners = np.asarray(triangles).reshape(-1)
+    normals = np.stack([np.bincount(corners, np.repeat(face[:, axis], 3), minlength=len(v)) for axis in range(3)], 1)
     return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
@@ -64,18 +63,23 @@ def similarity_fit(source: np.ndarray, target: np.ndarray, with_scale: bool = Tr
 
 class ThinPlate:
     """3D thin-plate (biharmonic, phi(r) = r) warp that maps ``source`` points exactly onto ``target``
-    points (``smoothing`` > 0 relaxes that), affine far away."""
+    points (``smoothing`` > 0 relaxes that), affine far away. The warp is linear in the targets:
+    ``operator(points)`` is the matrix L with warp(points) = L @ target for any target."""
 
-    def __init__(self, source: np.ndarray, target: np.ndarray, smoothing: float = 0.0):
+    def __init__(self, source: np.ndarray, target: np.ndarray | None = None, smoothing: float = 0.0):
         self.source = np.asarray(source, np.float64)
         n = len(self.source)
         kernel = _distances(self.source, self.source) + smoothing * np.eye(n)
         affine = np.hstack([np.ones((n, 1)), self.source])
         system = np.zeros((n + 4, n + 4))
         system[:n, :n], system[:n, n:], system[n:, :n] = kernel, affine, affine.T
-        rhs = np.zeros((n + 4, 3))
-        rhs[:n] = np.asarray(target, np.float64)
-        self.coef = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        self.solve = np.linalg.pinv(system)[:, :n]  # coefficients = solve @ target
+        self.coef = self.solve @ np.asarray(target, np.float64) if target is not None else None
+
+    def operator(self, points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, np.float64)
+        basis = np.hstack([_distances(points, self.source), np.ones((len(points), 1)), points])
+        return basis @ self.solve
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, np.float64)
@@ -84,18 +88,27 @@ class ThinPlate:
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0))
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def gaussian_rbf_operator(centres: np.ndarray, points: np.ndarray, sigma: float, ridge: float = 1e-3) -> np.ndarray:
+    """Matrix L with L @ values = the smooth field of ``gaussian_rbf`` (fixed centres) at ``points``."""
+    centres = np.asarray(centres, np.float64)
+    kernel = np.exp(-_squared(centres, centres) / (2 * sigma**2))
+    return np.exp(-_squared(np.asarray(points, np.float64), centres) / (2 * sigma**2)) @ np.linalg.inv(
+        kernel + ridge * np.eye(len(centres)))
 
 
 def gaussian_rbf(centres: np.ndarray, values: np.ndarray, sigma: float, ridge: float = 1e-3):
     """A smooth field f(x) = sum_i w_i exp(-|x - c_i|^2 / 2 sigma^2) that takes ``values`` (N, C) at
     ``centres`` (N, 3) (least squares with a small ridge) and fades to 0 far away; returns f."""
     centres = np.asarray(centres, np.float64)
-    kernel = np.exp(-_distances(centres, centres) ** 2 / (2 * sigma**2))
+    kernel = np.exp(-_squared(centres, centres) / (2 * sigma**2))
     weights = np.linalg.solve(kernel + ridge * np.eye(len(centres)), np.asarray(values, np.float64))
 
     def field(points: np.ndarray) -> np.ndarray:
-        return np.exp(-_distances(np.asarray(points, np.float64), centres) ** 2 / (2 * sigma**2)) @ weights
+        return np.exp(-_squared(np.asarray(points, np.float64), centres) / (2 * sigma**2)) @ weights
 
     return field
 
@@ -116,3 +129,7 @@ def geodesic_rings(triangles: np.ndarray, seeds: np.ndarray, num_vertices: int, 
         if not frontier:
             break
     return hops
+
+
+def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T), 0.0)

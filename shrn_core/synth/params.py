@@ -42,6 +42,7 @@ class SynthOptions:
     photo_effects: bool = True  # blur, noise, JPEG round trip
     batch_size: int = 8
     device: str = "auto"
+    pasted_dir: Optional[Path] = None  # WebFace-OCC folder for the "pasted" kind (a test set: never train on it)
 
     def validate(self) -> "SynthOptions":
         if self.model not in ("sfm", "ict"):

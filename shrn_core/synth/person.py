@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from .meshutil import ThinPlate, boundary_loops, gaussian_rbf, geodesic_rings, vertex_normals
+from .meshutil import ThinPlate, boundary_loops, gaussian_rbf_operator, geodesic_rings, vertex_normals
 from .models import ShapeModel
 from .texture_space import REGISTRATION_POINTS, model_texturing, register_to_canonical, texturing_of_canonical_points
 
@@ -53,6 +53,7 @@ class PersonRig:
     hair_source: np.ndarray  # head-vertex ids copied into the hair cap
     hair_ramp: np.ndarray  # (H,) 0 at the hairline .. 1 inside the scalp
     carrier: Optional[dict] = None  # precomputed data of the Surrey carrier
+    hair_normals: Optional[np.ndarray] = None  # (head vertices, 3) rest-pose normals used to lift the hair
 
     @property
     def num_vertices(self) -> int:
@@ -73,7 +74,7 @@ class PersonRig:
             parts.append(head)
         else:
             head = face
-        normals = vertex_normals(head, self.carrier["triangles"] if self.carrier is not None else self.model.triangles)
+        normals = self.hair_normals
         source = head[self.hair_source]
         offset = 0.6 + hair_thickness * self.hair_ramp if hair_thickness > 0 else np.full(len(source), -2.0)
         parts.append(source + normals[self.hair_source] * offset[:, None])
@@ -128,8 +129,10 @@ def build_rig(model: ShapeModel, head: Optional[ShapeModel] = None) -> PersonRig
         head_model, head_offset, head_mean = head, count, carrier["rest"]
         head_tris = head.triangles
         head_tex = model_texturing(head.mean, head.landmarks68)
-        tris.append(head_tris + count)
-        parts.append(np.where(_cloth_vertices(head.mean, head)[head_tris].all(1), CLOTH, SKIN))
+        # the carrier's own face lies under the Surrey face: drop it (the outline ring stays)
+        hidden = carrier["under"][head_tris].all(1)
+        tris.append(head_tris[~hidden] + count)
+        parts.append(np.where(_cloth_vertices(head.mean, head)[head_tris[~hidden]].all(1), CLOTH, SKIN))
         uvs.append(head_tex.uvs)
         outside.append(np.maximum(head_tex.outside, carrier["under"].astype(np.float32) * 0))
         materials.append(_head_materials(head))
@@ -165,7 +168,8 @@ def build_rig(model: ShapeModel, head: Optional[ShapeModel] = None) -> PersonRig
         outside=np.concatenate(outside).astype(np.float32), material=np.concatenate(materials).astype(np.float32),
         mouth_loop=mouth, eye_loops=eye_loops, head_offset=head_offset,
         head_count=len(head_model.mean) if head_model is not None else 0, hair_source=hair_source,
-        hair_ramp=ramp.astype(np.float32), carrier=carrier)
+        hair_ramp=ramp.astype(np.float32), carrier=carrier,
+        hair_normals=carrier["normals"] if carrier is not None else vertex_normals(mean, model.triangles))
     return rig
 
 
@@ -288,8 +292,17 @@ def _prepare_carrier(model: ShapeModel, head: ShapeModel) -> dict:
     to_outline = distance.min(1)
     under = (to_face < 20.0) & (to_outline > 2.0) & _inside_outline(rest, model, outline)
     sink = CARRIER_SINK_MM * np.clip((to_outline - 2.0) / 8.0, 0, 1) * under
-    return {"head_ids": head_ids, "face_ids": face_ids, "outline": outline, "anchor": anchor, "under": under,
-            "sink": sink.astype(np.float32), "rest": rest.astype(np.float32), "mean": head.mean,
+    kept = np.zeros(len(rest), bool)
+    kept[head.triangles[~under[head.triangles].all(1)].reshape(-1)] = True
+    under_ids = np.nonzero(under & kept)[0]
+    nearest = np.array([np.argmin(((model.mean - rest[i]) ** 2).sum(1)) for i in under_ids], dtype=np.int64)
+    # the bend is linear in the face vertices: head = warp @ face[face_ids] + fix @ (outline - anchors)
+    warp = ThinPlate(head.mean[head_ids], smoothing=2.0).operator(head.mean)
+    fix = gaussian_rbf_operator(rest[anchor], rest, sigma=18.0, ridge=0.05)
+    rest_normals = vertex_normals(rest, head.triangles)
+    return {"face_ids": face_ids, "outline": outline, "anchor": anchor, "under": under, "under_ids": under_ids,
+            "under_nearest": nearest, "face_triangles": model.triangles, "sink": sink.astype(np.float32),
+            "rest": rest.astype(np.float32), "warp": warp, "fix": fix, "normals": rest_normals,
             "triangles": head.triangles}
 
 
@@ -306,10 +319,13 @@ def _inside_outline(points: np.ndarray, model: ShapeModel, outline: np.ndarray) 
 
 
 def _bend_carrier(carrier: dict, face: np.ndarray) -> np.ndarray:
-    warp = ThinPlate(carrier["mean"][carrier["head_ids"]], face[carrier["face_ids"]], smoothing=2.0)
-    head = warp(carrier["mean"])
-    anchors = head[carrier["anchor"]]
-    residual = face[carrier["outline"]] - anchors
-    head = head + gaussian_rbf(anchors, residual, sigma=18.0, ridge=0.05)(head)
-    normals = vertex_normals(head, carrier["triangles"])
-    return head - normals * carrier["sink"][:, None]
+    face = np.asarray(face, np.float64)
+    head = carrier["warp"] @ face[carrier["face_ids"]]
+    head += carrier["fix"] @ (face[carrier["outline"]] - head[carrier["anchor"]])
+    head -= carrier["normals"] * carrier["sink"][:, None]
+    # wherever the carrier still reaches through the face (eyelids, lips), push it behind the face
+    ids, nearest = carrier["under_ids"], carrier["under_nearest"]
+    face_normals = vertex_normals(face, carrier["face_triangles"])[nearest]
+    above = ((head[ids] - face[nearest]) * face_normals).sum(1) + 1.5
+    head[ids] -= face_normals * np.clip(above, 0, None)[:, None]
+    return head

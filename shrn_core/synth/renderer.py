@@ -26,7 +26,7 @@ from .meshutil import vertex_normals_torch
 from .person import FACE, HAIR, INTERIOR, PersonRig
 from .procedural import value_noise
 
-SHADOW_RESOLUTION = 384
+SHADOW_RESOLUTION = 256
 SHADOW_BIAS_MM = 1.5
 _SH = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
 
@@ -98,59 +98,94 @@ class SceneRenderer:
 
     # ------------------------------------------------------------------ passes
 
+    def _cameras(self, scenes):
+        dev = self.device
+        stack = lambda key: torch.as_tensor(np.stack([getattr(s, key) for s in scenes]), dtype=torch.float32,  # noqa: E731
+                                            device=dev)
+        return stack("R"), stack("t"), stack("K")
+
     @torch.no_grad()
     def render(self, scenes: list[SceneInput]) -> RenderedBatch:
         size = scenes[0].size
         if any(s.size != size for s in scenes):
             raise ValueError("all scenes of a batch must have one size")
-        dev = self.device
-        R = torch.as_tensor(np.stack([s.R for s in scenes]), dtype=torch.float32, device=dev)
-        t = torch.as_tensor(np.stack([s.t for s in scenes]), dtype=torch.float32, device=dev)
-        K = torch.as_tensor(np.stack([s.K for s in scenes]), dtype=torch.float32, device=dev)
-        head = torch.as_tensor(np.stack([s.person for s in scenes]), dtype=torch.float32, device=dev)
+        R, t, K = self._cameras(scenes)
+        head = torch.as_tensor(np.stack([s.person for s in scenes]), dtype=torch.float32, device=self.device)
         cam = torch.einsum("bij,bvj->bvi", R, head) + t[:, None]
         normals = torch.einsum("bij,bvj->bvi", R, vertex_normals_torch(head, self.tri_long))
         occ = self._occluder_mesh(scenes, R, t)
         light = self._lights(scenes)
-        shadow_clean, shadow_occ = self._shadow_maps(cam, occ, light["direction"])
+        self._shadow_frame = _light_frame(light["direction"], cam)
+        person_map = self._shadow_depth([cam], [self.tri])
+        occluder_map = self._shadow_depth([occ["cam"]], [occ["tri"]]) if occ is not None else None
 
-        pos = camera_to_clip(cam, K, size, size)
-        rast, _ = rasterize(self.ctx, pos, self.tri, (size, size))
+        rast, _ = rasterize(self.ctx, camera_to_clip(cam, K, size, size), self.tri, (size, size))
         covered = rast[..., 3] > 0
-        triangle = (rast[..., 3].long() - 1).clamp(min=0)
-        part = torch.where(covered, self.part[triangle], torch.full_like(triangle, -1))
+        part = torch.where(covered, self.part[(rast[..., 3].long() - 1).clamp(min=0)], -1)
         geometry, _ = interpolate(torch.cat([cam, normals], -1), rast, self.tri)
         static, _ = interpolate(self.static, rast, self.tri)
         albedo, gloss = self._person_albedo(scenes, static, geometry, part)
         depth = -geometry[..., 2]
         background = self._backgrounds(scenes, size)
-
-        def shade_person(shadow_map):
-            colour = self._shade(albedo, geometry[..., :3], geometry[..., 3:6], gloss, light, shadow_map)
-            return torch.where(covered[..., None], colour, background)
-
-        clean = shade_person(shadow_clean)
-        occluded = shade_person(shadow_occ) if occ is not None else clean
+        # the person is shaded once; the twins differ only in what shadows the key light
+        base, lit = self._shade_terms(albedo, geometry[..., :3], geometry[..., 3:6], gloss, light)
+        visible = self._shadow_lookup(person_map, geometry[..., :3], geometry[..., 3:6], lit["lambert"])
+        clean = torch.where(covered[..., None], base + lit["light"] * visible, background)
         face_region = (part == FACE) | (part == INTERIOR)
         mask = torch.zeros_like(covered)
+        occluded = clean
         if occ is not None:
-            o_pos = camera_to_clip(occ["cam"], K, size, size)
-            o_rast, _ = rasterize(self.ctx, o_pos, occ["tri"], (size, size))
-            o_cov = o_rast[..., 3] > 0
-            o_attr, _ = interpolate(torch.cat([occ["cam"], occ["normals"], occ["attrs"]], -1), o_rast, occ["tri"])
-            o_depth = -o_attr[..., 2]
-            front = o_cov & (~covered | (o_depth < depth))
-            o_albedo = self._occluder_albedo(o_attr[..., 6:])
-            o_colour = self._shade(o_albedo, o_attr[..., :3], o_attr[..., 3:6], o_attr[..., 6 + 9:6 + 10], light,
-                                   shadow_occ, shininess=o_attr[..., 6 + 10:6 + 11])
-            alpha = o_attr[..., 6 + 3:6 + 4].clamp(0, 1)
-            blended = o_colour * alpha + occluded * (1 - alpha)
-            occluded = torch.where(front[..., None], blended, occluded)
-            counts = o_attr[..., 6 + 11] > 0.5
-            mask = front & face_region & counts
+            visible_occ = torch.minimum(visible, self._shadow_lookup(occluder_map, geometry[..., :3], geometry[..., 3:6],
+                                                                     lit["lambert"]))
+            occluded = torch.where(covered[..., None], base + lit["light"] * visible_occ, background)
+            o_rast, _ = rasterize(self.ctx, camera_to_clip(occ["cam"], K, size, size), occ["tri"], (size, size))
+            o_geometry, _ = interpolate(torch.cat([occ["cam"], occ["normals"]], -1), o_rast, occ["tri"])
+            o_attr, _ = interpolate(occ["attrs"], o_rast, occ["tri"])
+            front = (o_rast[..., 3] > 0) & (~covered | (-o_geometry[..., 2] < depth))
+            o_albedo = self._occluder_albedo(o_attr)
+            o_base, o_lit = self._shade_terms(o_albedo, o_geometry[..., :3], o_geometry[..., 3:6], o_attr[..., 9:10],
+                                              light, shininess=o_attr[..., 10:11])
+            o_visible = torch.minimum(
+                self._shadow_lookup(person_map, o_geometry[..., :3], o_geometry[..., 3:6], o_lit["lambert"]),
+                self._shadow_lookup(occluder_map, o_geometry[..., :3], o_geometry[..., 3:6], o_lit["lambert"]))
+            o_colour = o_base + o_lit["light"] * o_visible
+            alpha = o_attr[..., 3:4].clamp(0, 1)
+            occluded = torch.where(front[..., None], o_colour * alpha + occluded * (1 - alpha), occluded)
+            mask = front & face_region & (o_attr[..., 11] > 0.5)
         flip = lambda x: x.flip(1)  # noqa: E731 - rasterizer rows start at the bottom
         return RenderedBatch(flip(self._to_srgb(clean, light)), flip(self._to_srgb(occluded, light)), flip(mask),
                              flip(face_region))
+
+    @torch.no_grad()
+    def person_pass(self, scenes: list[SceneInput]) -> dict:
+        """Coverage, face region and depth of the person alone (for ``coverage``)."""
+        size = scenes[0].size
+        R, t, K = self._cameras(scenes)
+        head = torch.as_tensor(np.stack([s.person for s in scenes]), dtype=torch.float32, device=self.device)
+        cam = torch.einsum("bij,bvj->bvi", R, head) + t[:, None]
+        rast, _ = rasterize(self.ctx, camera_to_clip(cam, K, size, size), self.tri, (size, size))
+        covered = rast[..., 3] > 0
+        part = torch.where(covered, self.part[(rast[..., 3].long() - 1).clamp(min=0)], -1)
+        depth, _ = interpolate(-cam[..., 2:3], rast, self.tri)
+        return {"covered": covered, "face_region": (part == FACE) | (part == INTERIOR), "depth": depth[..., 0]}
+
+    @torch.no_grad()
+    def coverage(self, scenes: list[SceneInput], person: dict | None = None) -> np.ndarray:
+        """Occluded fraction of the face region per scene: the mask of ``render`` without any shading
+        (for choosing occluder placements at a low resolution). ``person``: ``person_pass`` of these scenes."""
+        size = scenes[0].size
+        person = person or self.person_pass(scenes)
+        R, t, K = self._cameras(scenes)
+        occ = self._occluder_mesh(scenes, R, t)
+        area = person["face_region"].sum((1, 2)).float()
+        if occ is None:
+            return np.zeros(len(scenes))
+        o_rast, _ = rasterize(self.ctx, camera_to_clip(occ["cam"], K, size, size), occ["tri"], (size, size))
+        o_depth, _ = interpolate(-occ["cam"][..., 2:3], o_rast, occ["tri"])
+        o_counts, _ = interpolate(occ["attrs"][:, 11:12], o_rast, occ["tri"])
+        front = (o_rast[..., 3] > 0) & (~person["covered"] | (o_depth[..., 0] < person["depth"]))
+        mask = front & person["face_region"] & (o_counts[..., 0] > 0.5)
+        return (mask.sum((1, 2)).float() / area.clamp(min=1)).cpu().numpy()
 
     def _lights(self, scenes) -> dict:
         dev = self.device
@@ -188,12 +223,14 @@ class SceneRenderer:
         return albedo.clamp(0, 1), skin_gloss[..., None]
 
     def _occluder_albedo(self, attrs):
+        """Per-pixel occluder colour (linear) from the interpolated attributes (see ``_occluder_mesh``)."""
         base, pattern_colour = attrs[..., 0:3], attrs[..., 4:7]
         coords, pattern = attrs[..., 7:9], attrs[..., 12:13]
         amount = pattern_mix(pattern, coords, self.noise)
         return ((base * (1 - amount) + pattern_colour * amount).clamp(0, 1)) ** 2.2
 
-    def _shade(self, albedo, position, normal, gloss, light, shadow_map, shininess=None):
+    def _shade_terms(self, albedo, position, normal, gloss, light, shininess=None):
+        """(ambient part, {"light": key-light part before shadowing, "lambert": n.l}) in linear RGB."""
         n = F.normalize(normal, dim=-1, eps=1e-9)
         view = F.normalize(-position, dim=-1, eps=1e-9)
         n = torch.where(((n * view).sum(-1, keepdim=True) < 0), -n, n)  # thin parts: light the side we see
@@ -201,14 +238,12 @@ class SceneRenderer:
         ambient = torch.einsum("bhwk,bkc->bhwc", sh_basis(n), light["ambient"]).clamp(min=0)
         direction = light["direction"].view(batch, 1, 1, 3)
         lambert = (n * direction).sum(-1, keepdim=True).clamp(min=0)
-        visible = self._shadow_lookup(shadow_map, position, n, lambert) if shadow_map is not None else 1.0
         colour = light["colour"].view(batch, 1, 1, 3)
-        diffuse = albedo * (ambient + lambert * colour * visible)
         half = F.normalize(direction + view, dim=-1)
         power = light["shininess"].view(batch, 1, 1, 1) if shininess is None else shininess.clamp(min=1)
         spec = ((n * half).sum(-1, keepdim=True).clamp(min=0) ** power) * (lambert > 0)
-        specular = light["specular"].view(batch, 1, 1, 1) * gloss * spec * colour * visible
-        return diffuse + specular
+        key = (albedo * lambert + light["specular"].view(batch, 1, 1, 1) * gloss * spec) * colour
+        return albedo * ambient, {"light": key, "lambert": lambert}
 
     def _to_srgb(self, colour, light):
         exposed = colour * light["exposure"].view(-1, 1, 1, 1)
@@ -249,14 +284,6 @@ class SceneRenderer:
         return {"cam": cam, "normals": normals, "tri": tri.int(), "attrs": table}
 
     # ------------------------------------------------------------------ shadows
-
-    def _shadow_maps(self, cam, occ, direction):
-        """Depth maps seen from the key light (orthographic), without and with the occluders."""
-        self._shadow_frame = _light_frame(direction, cam)
-        clean = self._shadow_depth([cam], [self.tri])
-        if occ is None:
-            return clean, clean
-        return clean, self._shadow_depth([cam, occ["cam"]], [self.tri, occ["tri"]])
 
     def _shadow_depth(self, positions, triangles):
         rotation, centre, extent = self._shadow_frame

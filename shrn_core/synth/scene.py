@@ -73,9 +73,12 @@ def camera_for(model: ShapeModel, face: np.ndarray, params: SampleParams) -> Cam
     return Camera(K, R, target - R @ centre, size)
 
 
-def scene_input(rig: PersonRig, params: SampleParams, face: np.ndarray, camera: Camera, occluders: list) -> SceneInput:
+def scene_input(rig: PersonRig, params: SampleParams, face: np.ndarray, camera: Camera, occluders: list,
+                person: np.ndarray | None = None) -> SceneInput:
+    """What the renderer needs for one sample; ``person`` = ``rig.vertices(face, ...)`` when already computed."""
+    person = rig.vertices(face, params.hair_thickness) if person is None else person
     return SceneInput(
-        person=rig.vertices(face, params.hair_thickness), occluders=occluders, R=camera.R, t=camera.t, K=camera.K,
+        person=person, occluders=occluders, R=camera.R, t=camera.t, K=camera.K,
         size=camera.size, light_direction=params.light_direction, light_colour=params.light_colour,
         light_intensity=params.light_intensity, ambient=params.ambient, specular=params.specular,
         shininess=params.shininess, exposure=params.exposure, albedo_index=params.albedo_index,
