@@ -105,8 +105,7 @@ def default_bank_path(photos: Sequence[Path]) -> Path:
     for path in sorted(Path(p).resolve() for p in photos):
         stat = path.stat()
         digest.update(f"{path}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shrn" / "synth"
-    return cache / f"bank-{digest.hexdigest()[:16]}.npz"
+    return cache_dir() / f"bank-{digest.hexdigest()[:16]}.npz"
 
 
 # ------------------------------------------------------------------ from photos
@@ -327,7 +326,27 @@ def background_crops(image: np.ndarray, landmarks: np.ndarray, size: int = BACKG
 # ------------------------------------------------------------------ procedural
 
 
-def procedural_bank(seed: int = 0, count: int = 24, texture_size: int = TEXTURE_SIZE) -> AppearanceBank:
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shrn" / "synth"
+
+
+def cached_procedural_bank(seed: int = 0, count: int = 12) -> AppearanceBank:
+    """``procedural_bank`` through a cache file (painting takes a few seconds per texture)."""
+    path = cache_dir() / f"procedural-v{BANK_VERSION}-{seed}-{count}.npz"
+    if path.is_file():
+        try:
+            return load_bank(path)
+        except (InputError, FormatError):
+            pass
+    bank = procedural_bank(seed, count)
+    try:
+        save_bank(bank, path)
+    except Exception as err:  # an unwritable cache only costs time
+        log.debug("could not cache the procedural bank at %s: %s", path, err)
+    return bank
+
+
+def procedural_bank(seed: int = 0, count: int = 12, texture_size: int = TEXTURE_SIZE) -> AppearanceBank:
     """A bank painted from scratch (no photos), deterministic per ``seed``."""
     from .procedural import procedural_backgrounds as backgrounds, procedural_skin  # noqa: PLC0415
 

@@ -15,7 +15,7 @@ import torch
 from ..device import resolve_device
 from ..errors import InputError, WeightsError
 from . import occluders as occ
-from .bank import AppearanceBank, procedural_bank
+from .bank import AppearanceBank, cached_procedural_bank
 from .effects import add_noise, blur, jpeg_round_trip, sensor_noise, to_uint8
 from .models import ShapeModel, load_ict, load_model
 from .params import PART_OCCLUDER, SampleParams, SynthOptions, rng_for, sample_params
@@ -102,7 +102,7 @@ class Generator:
             except WeightsError:
                 log.warning("no ICT-FaceKit model at %s: Surrey faces are rendered without a head", ict_path)
         self.rig = _rig(self.model, self.head)
-        self.bank = bank if bank is not None else procedural_bank(0)
+        self.bank = bank if bank is not None else cached_procedural_bank()
         self.device = resolve_device(opts.device)
         self.renderer = SceneRenderer(self.rig, self.bank, self.device)
         self._pasted = None

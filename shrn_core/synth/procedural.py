@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..face.landmark_sets import LANDMARKS_68
+from .facemesh import LANDMARKS_68
 from .texture_space import V_STRETCH, canonical_mesh
 
 # sRGB skin tones from very light to very dark (roughly the Monk skin tone scale), 0..1

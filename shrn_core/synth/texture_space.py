@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..face.landmark_sets import LANDMARKS_68
-from ..face.topology import CYLINDER_AXIS_DEPTH_MM, NUM_MESH_POINTS, UV_MARGIN, load_topology
+from .facemesh import CYLINDER_AXIS_DEPTH_MM, LANDMARKS_68, NUM_MESH_POINTS, UV_MARGIN, load_topology
 from .meshutil import ThinPlate, boundary_loops
 
 V_STRETCH = 1.8  # the mean face spans v in [0.24, 0.76] of the topology's UVs; use the whole square
