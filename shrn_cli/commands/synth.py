@@ -52,6 +52,7 @@ def synth(
     from shrn_core.errors import InputError, ShrnError
     from shrn_core.synth import Generator, SynthOptions, appearance_bank, export_sfm_arrays, parse_kinds, parse_size
     from shrn_core.synth.files import sample_paths, stems
+    from shrn_core.synth.generate import shape_models
     from shrn_core.synth import write_sample
 
     try:
@@ -69,6 +70,7 @@ def synth(
             common.log.info("wrote the Surrey model arrays to %s", path)
             if not run_opts.json:
                 sys.stdout.write(f"{path}\n")
+        shape_models(options)  # a missing or unreadable model fails here, before any slow step
         look = appearance_bank(opts["bank"], opts["photos"],
                                progress=lambda p: common.log.debug("appearance bank: %s", p.name))
         if opts["count"] == 0:

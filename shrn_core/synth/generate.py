@@ -80,6 +80,20 @@ class TensorBatch:
     params: list[SampleParams]
 
 
+def shape_models(options: SynthOptions) -> tuple[ShapeModel, Optional[ShapeModel]]:
+    """The ground-truth model and, for the Surrey model, the ICT head it is rendered on (None when the
+    ICT file is missing: the face is then rendered alone)."""
+    if options.model == "sfm":
+        model = load_model("sfm", options.sfm or default_sfm_path())
+        ict_path = options.ict or default_ict_path()
+        try:
+            return model, load_ict(ict_path)
+        except WeightsError:
+            log.warning("no ICT-FaceKit model at %s: Surrey faces are rendered without a head", ict_path)
+            return model, None
+    return load_model(options.model, options.ict or default_ict_path()), None
+
+
 @functools.lru_cache(maxsize=4)
 def _rig(model: ShapeModel, head: Optional[ShapeModel]) -> PersonRig:
     return build_rig(model, head)
@@ -92,15 +106,7 @@ class Generator:
     def __init__(self, options: SynthOptions | None = None, bank: AppearanceBank | None = None):
         self.options = (options or SynthOptions()).validate()
         opts = self.options
-        self.model = load_model(opts.model, opts.sfm or default_sfm_path() if opts.model == "sfm"
-                                else opts.ict or default_ict_path())
-        self.head = None
-        if opts.model == "sfm":
-            ict_path = opts.ict or default_ict_path()
-            try:
-                self.head = load_ict(ict_path)
-            except WeightsError:
-                log.warning("no ICT-FaceKit model at %s: Surrey faces are rendered without a head", ict_path)
+        self.model, self.head = shape_models(opts)
         self.rig = _rig(self.model, self.head)
         self.bank = bank if bank is not None else cached_procedural_bank()
         self.device = resolve_device(opts.device)
@@ -139,10 +145,12 @@ class Generator:
 
         All images get ``size`` (default: the lower end of ``options.size``)."""
         size = size or self.options.size[0]
-        params = [replace(self.params(seed, i), size=size) for i in indices]
-        for p in params:
+        originals = [self.params(seed, i) for i in indices]
+        params = [replace(p, size=size) for p in originals]
+        for p, original in zip(params, originals):
             p.focal_px = p.focal_equiv_1024 * size / 1024
-            p.principal = (size / 2 + (p.principal[0] - p.size / 2), size / 2 + (p.principal[1] - p.size / 2))
+            p.blur_sigma = original.blur_sigma * size / original.size
+            p.principal = tuple(size / 2 + (c - original.size / 2) * size / original.size for c in original.principal)
         prepared = self._prepare(params)
         clean, occluded, masks, regions = self._draw(prepared)
         to_chw = lambda x: x.permute(0, 3, 1, 2).float() / 255.0  # noqa: E731

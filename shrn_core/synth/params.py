@@ -51,8 +51,8 @@ class SynthOptions:
             raise InputError(f"pose limits out of range: --yaw-max {self.yaw_max} (0..90), --pitch-max "
                              f"{self.pitch_max} (0..60), roll {self.roll_max} (0..45)")
         low, high = self.size
-        if not (64 <= low <= high <= 4096):
-            raise InputError(f"--size must be N or A..B with 64 <= A <= B <= 4096, got {low}..{high}")
+        if not (32 <= low <= high <= 4096):
+            raise InputError(f"--size must be N or A..B with 32 <= A <= B <= 4096, got {low}..{high}")
         unknown = [k for k in self.occluders if k not in OCCLUDER_KINDS]
         if unknown:
             raise InputError(f"unknown occluder kind(s) {', '.join(unknown)}; choose from {', '.join(OCCLUDER_KINDS)}")
