@@ -118,6 +118,16 @@ def build_bank(photos: Iterable[str | Path], texture_size: int = TEXTURE_SIZE, p
 
     albedos, skins, sources, backgrounds = [], [], [], []
     photos = [Path(p) for p in photos]
+    face_log = logging.getLogger("shrn.face")
+    level = face_log.level
+    face_log.setLevel(logging.ERROR)  # "N faces found, using the largest" is expected for group photos
+    try:
+        return _build(photos, texture_size, progress, analyze_image, read_image, albedos, skins, sources, backgrounds)
+    finally:
+        face_log.setLevel(level)
+
+
+def _build(photos, texture_size, progress, analyze_image, read_image, albedos, skins, sources, backgrounds):
     for path in photos:
         if progress:
             progress(path)
