@@ -405,27 +405,27 @@ def _build_glasses(params, frame, camera):
 
 
 def _build_hair(params, frame, camera):
+    """Strands (ribbons a few mm wide) from above the hairline down over the forehead, lying on the
+    face a few millimetres above its surface."""
     rng = np.random.default_rng(params["seed"])
     top = frame.surface[np.abs(frame.surface[:, 0]) < 25][:, 1].max()
-    eye_y = frame.anchor("eye_right")[1]
     mouth_y = frame.anchor("mouth")[1]
     half = frame.half_width
     ribbons = []
+    steps = 14
     for _ in range(params["strands"]):
-        x0 = np.clip(params["centre"] + rng.normal(0, params["spread"] * 0.5), -1, 1) * half * 0.75
-        end_y = top - (top - mouth_y) * params["length"] * rng.uniform(0.6, 1.1)
-        ys = np.linspace(top + 8, end_y, 14)
-        progress = (top + 8 - ys) / max(top + 8 - end_y, 1e-6)
-        xs = x0 + params["sweep"] * half * 0.5 * progress ** 1.5 + rng.normal(0, 2.5) * progress
-        xy = np.column_stack([xs, ys])
-        z = frame.height(xy, radius=8.0) + params["lift_mm"] + rng.uniform(0, 3) + 4 * (1 - progress)
-        path = np.column_stack([xy, z])
-        width = params["width_mm"] * rng.uniform(0.6, 1.3) * (1 - 0.7 * progress)
-        left = path + np.column_stack([-width[..., None] / 2 if np.ndim(width) else np.full(len(path), -width / 2),
-                                       np.zeros(len(path)), np.zeros(len(path))])
-        right = left + np.column_stack([width if np.ndim(width) else np.full(len(path), width), np.zeros(len(path)),
-                                        np.zeros(len(path))])
-        ribbons.append(grid_surface(np.stack([left, right], 1)))
+        x0 = np.clip(params["centre"] * 0.6 + rng.normal(0, params["spread"] * 0.35), -0.65, 0.65) * half
+        end_y = top - (top - mouth_y) * params["length"] * rng.uniform(0.6, 1.0)
+        ys = np.linspace(top + 10, end_y, steps)
+        progress = (top + 10 - ys) / max(top + 10 - end_y, 1e-6)
+        xs = x0 + params["sweep"] * half * 0.4 * progress ** 1.5 + rng.normal(0, 2.0) * progress
+        width = params["width_mm"] * rng.uniform(0.6, 1.3) * (1 - 0.6 * progress)
+        lift = params["lift_mm"] + rng.uniform(0, 3) + 5 * (1 - progress)
+        sides = []
+        for sign in (-0.5, 0.5):
+            xy = np.column_stack([xs + sign * width, ys])
+            sides.append(np.column_stack([xy, frame.height(xy, radius=6.0) + lift]))
+        ribbons.append(grid_surface(np.stack(sides, 1)))
     v, t, c = merge(ribbons)
     colour = np.asarray(params["colour"])
     return [OccluderMesh("hair", v, t, colour, c * [0.6, 0.05], "fabric", tuple(colour * 0.55), gloss=0.6, shininess=25.0)]
