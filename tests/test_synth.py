@@ -210,3 +210,32 @@ def test_bank_files_are_validated(tmp_path, small_bank):
         load_bank(tmp_path / "bad.npz")
     with pytest.raises(InputError):
         load_bank(tmp_path / "missing.npz")
+
+
+def test_generation_needs_no_opencv_mediapipe_scipy_or_eos(sfm_dir, ict_file, small_bank, tmp_path):
+    """What a bare GPU machine has: torch and numpy. With the Surrey arrays and a bank file the
+    generator runs with OpenCV, mediapipe, scipy, trimesh and eos-py all unimportable."""
+    import subprocess
+    import sys
+
+    from shrn_core.synth.models import export_sfm_arrays
+
+    arrays = export_sfm_arrays(sfm_dir, tmp_path / "sfm.npz")
+    bank = save_bank(small_bank, tmp_path / "bank.npz")
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('cv2', 'mediapipe', 'scipy', 'trimesh', 'rtree', 'eos', 'diffusers'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from shrn_core.synth import Generator, SynthOptions, load_bank
+generator = Generator(SynthOptions(sfm={str(arrays)!r}, ict={str(ict_file)!r}, size=(48, 48), device='cpu'),
+                      load_bank({str(bank)!r}))
+batch = generator.tensors(seed=1, indices=[0, 1])
+sample = next(iter(generator.samples(1, seed=1)))
+print(tuple(batch.images.shape), sample.image.shape, sample.occluder['kind'])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("(2, 3, 48, 48) (48, 48, 3)")

@@ -290,7 +290,7 @@ def _build_hand(params, frame, camera):
     # rotation_from_axes gives columns (x, y, z) = (right', fingers, back)
     place = lambda v: v @ rotation.T + centre  # noqa: E731
     colour = np.asarray(params["colour"])
-    out = [OccluderMesh("hand", place(hand_v), hand_t, colour, hand_c * 0.12, "fabric", tuple(colour * 0.86), gloss=0.25,
+    out = [OccluderMesh("hand", place(hand_v), hand_t, colour, hand_c * 0.06, "fabric", tuple(colour * 0.93), gloss=0.25,
                         shininess=12.0)]
     if sleeve is not None:
         sleeve_colour = np.asarray(params["sleeve"])

@@ -85,9 +85,9 @@ def build_rig(model: ShapeModel, head: Optional[ShapeModel] = None) -> PersonRig
     """The rig of ``model``; ``head`` (ICT) is the carrier for a face-only model (Surrey)."""
     loops = boundary_loops(model.triangles)
     mean = model.mean
-    mouth = _mouth_loop(mean, loops)
+    mouth = _mouth_loop(model, loops)
     whole_head = model.name == "ict"
-    eye_loops = tuple(sorted(_eye_loops(mean, loops), key=lambda loop: mean[loop, 0].mean())) if whole_head else ()
+    eye_loops = tuple(_eye_loops(model, loops)) if whole_head else ()
     texturing = model_texturing(mean, model.landmarks68)
     uvs, outside = [texturing.uvs], [texturing.outside]
     materials = [np.tile(_material(textured=1, gloss=0.0), (len(mean), 1))]
@@ -218,13 +218,23 @@ def _neighbour_count(triangles: np.ndarray, flag: np.ndarray, count: int) -> np.
     return out
 
 
-def _mouth_loop(mean: np.ndarray, loops) -> np.ndarray:
-    inner = [loop for loop in loops[1:] if abs(mean[loop, 0].mean()) < 5]
-    return min(inner, key=lambda loop: abs(len(loop) - 60)) if inner else loops[-1]
+def _mouth_loop(model: ShapeModel, loops) -> np.ndarray:
+    """The boundary loop around the mouth opening: the one nearest the mouth corners' midpoint."""
+    mean = model.mean
+    mouth = mean[model.landmarks68[[48, 54]]].mean(0)
+    return min(loops, key=lambda loop: np.linalg.norm(mean[loop].mean(0) - mouth))
 
 
-def _eye_loops(mean: np.ndarray, loops):
-    return [loop for loop in loops[1:] if abs(mean[loop, 0].mean()) > 15 and mean[loop, 1].mean() > 0][:2]
+def _eye_loops(model: ShapeModel, loops):
+    """Loops around open eyes (ICT): nearest each eye's corner midpoint, within 10 mm."""
+    mean = model.mean
+    found = []
+    for corners in ((36, 39), (42, 45)):
+        centre = mean[model.landmarks68[list(corners)]].mean(0)
+        best = min(loops, key=lambda loop: np.linalg.norm(mean[loop].mean(0) - centre))
+        if np.linalg.norm(mean[best].mean(0) - centre) < 10:
+            found.append(best)
+    return found
 
 
 def _cavity(face: np.ndarray, loop: np.ndarray) -> np.ndarray:
