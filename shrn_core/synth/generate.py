@@ -27,6 +27,7 @@ log = logging.getLogger("shrn.synth")
 
 COVERAGE_SIZE = 96  # occluder placements are checked at this resolution
 MAX_TRIES = 8
+WINDOW_BATCHES = 4  # samples() groups sizes over this many batches of parameters
 MASK_DEFINITION = ("255 where an occluder is the nearest surface and the ray behind it would hit the face (the "
                    "ground-truth surface, the eyes or the mouth cavity); lenses count only when their opacity is at "
                    "least 0.5; pasted occluders count where their alpha is at least 0.5 over the face")
@@ -124,19 +125,24 @@ class Generator:
     def samples(self, count: int, seed: int, start: int = 0, skip=None) -> Iterator[Sample]:
         """Samples ``start .. start + count - 1``; ``skip(index)`` -> True leaves one out (resuming)."""
         indices = [i for i in range(start, start + count) if not (skip and skip(i))]
-        for chunk_start in range(0, len(indices), self.options.batch_size):
-            chunk = [self.params(seed, i) for i in indices[chunk_start:chunk_start + self.options.batch_size]]
+        # samples of one size render together: look a few batches ahead so that batches stay full
+        window = self.options.batch_size * WINDOW_BATCHES
+        for chunk_start in range(0, len(indices), window):
+            chunk = [self.params(seed, i) for i in indices[chunk_start:chunk_start + window]]
             yield from self.render(chunk)
 
     def render(self, params: list[SampleParams]) -> list[Sample]:
-        """Render the given parameters (any sizes; grouped by size into batches)."""
+        """Render the given parameters (any sizes; grouped by size into batches of at most ``batch_size``)."""
         out: dict[int, Sample] = {}
         by_size: dict[int, list[int]] = {}
         for position, p in enumerate(params):
             by_size.setdefault(p.size, []).append(position)
+        step = self.options.batch_size
         for positions in by_size.values():
-            for sample, position in zip(self._render_group([params[i] for i in positions]), positions):
-                out[position] = sample
+            for first in range(0, len(positions), step):
+                group = positions[first:first + step]
+                for sample, position in zip(self._render_group([params[i] for i in group]), group):
+                    out[position] = sample
         return [out[i] for i in range(len(params))]
 
     @torch.no_grad()

@@ -237,7 +237,7 @@ def _build_hand(params, frame, camera):
     from .geometry import rounded_box  # noqa: PLC0415
 
     palm_v, palm_t, palm_c = rounded_box((84 * s, 96 * s, 26 * s), radius=12 * s)
-    parts = [(palm_v * [1, 1, 1] + [0, -4 * s, 0], palm_t, palm_c)]
+    parts = [(palm_v + [0, -4 * s, 0], palm_t, palm_c)]
     bases = [(-31, 36), (-10.5, 42), (10.5, 44), (31, 40)]  # little, ring, middle, index (x towards the thumb)
     lengths = [(33, 21, 18), (43, 28, 21), (46, 29, 22), (42, 26, 20)]
     radii = [8.3, 9.3, 9.8, 9.6]
@@ -302,9 +302,8 @@ def _build_hand(params, frame, camera):
 def _build_microphone(params, frame, camera):
     centre, view, right, up = _placement(params, frame, camera)
     azimuth, elevation = np.radians(params["direction_deg"]), np.radians(params["elevation_deg"])
-    # the handle leaves the head downwards/sideways and towards the camera
-    handle_dir = np.cos(elevation) * (np.cos(azimuth) * view + np.sin(azimuth) * right) + np.sin(elevation) * -up * -1
-    handle_dir = (np.sin(-elevation) * -up + np.cos(elevation) * (0.6 * view + np.sin(azimuth) * right))
+    # the handle leaves the head downwards (elevation < 0), sideways (azimuth) and towards the camera
+    handle_dir = np.sin(elevation) * up + np.cos(elevation) * (0.6 * view + np.sin(azimuth) * right)
     handle_dir /= np.linalg.norm(handle_dir)
     head_r = params["head_radius_mm"]
     start = centre + handle_dir * head_r * 0.8
@@ -356,8 +355,7 @@ def _build_cup(params, frame, camera):
     # cup axis: up, tipped towards the face by tilt, turned about the view
     turn = np.radians(params["turn_deg"])
     axis = axis_rotation(view, turn) @ (axis_rotation(right, -np.radians(params["tilt_deg"])) @ up)
-    rotation = rotation_from_axes(np.cross(right, axis), axis)
-    rotation = np.stack([right, axis, np.cross(right, axis)], 1)
+    rotation = np.stack([right, axis, np.cross(right, axis)], 1)  # the cup's local y is its axis
     rim_offset = axis * h * 0.9
     vertices = v @ rotation.T + centre - rim_offset
     colour = np.asarray(params["colour"])
@@ -377,11 +375,11 @@ def _build_glasses(params, frame, camera):
     for side, eye in ((-1, frame.anchor("eye_right")), (1, frame.anchor("eye_left"))):
         centre_xy = np.array([eye[0] + side * 2.0, eye[1] - params["drop_mm"]])
         ring_xy = outline + centre_xy
-        z = frame.height(ring_xy).max() * 0 + frame.height(centre_xy[None])[0] + params["forward_mm"]
+        z = frame.height(centre_xy[None])[0] + params["forward_mm"]
         curve = -0.0025 * (ring_xy[:, 0] - centre_xy[0]) ** 2  # a little wrap around the face
         ring = np.column_stack([ring_xy, z + curve])
         parts.append(tube(np.vstack([ring, ring[:1]]), rim, segments=8, caps=False))
-        lens_v = np.vstack([[np.append(centre_xy, z + 0.5)], ring * [1, 1, 1] + [0, 0, 0.5]])
+        lens_v = np.vstack([[np.append(centre_xy, z + 0.5)], ring + [0, 0, 0.5]])
         lens_t = np.stack([np.zeros(n, int), 1 + (np.arange(n) + 1) % n, 1 + np.arange(n)], 1)
         if side < 0:
             lens_t = lens_t[:, ::-1]
@@ -411,8 +409,8 @@ def _build_hair(params, frame, camera):
     top = frame.surface[np.abs(frame.surface[:, 0]) < 25][:, 1].max()
     mouth_y = frame.anchor("mouth")[1]
     half = frame.half_width
-    ribbons = []
     steps = 14
+    paths = []  # per strand: the (x, y) of both ribbon edges and the lift above the surface
     for _ in range(params["strands"]):
         x0 = np.clip(params["centre"] * 0.6 + rng.normal(0, params["spread"] * 0.35), -0.65, 0.65) * half
         end_y = top - (top - mouth_y) * params["length"] * rng.uniform(0.6, 1.0)
@@ -421,11 +419,12 @@ def _build_hair(params, frame, camera):
         xs = x0 + params["sweep"] * half * 0.4 * progress ** 1.5 + rng.normal(0, 2.0) * progress
         width = params["width_mm"] * rng.uniform(0.6, 1.3) * (1 - 0.6 * progress)
         lift = params["lift_mm"] + rng.uniform(0, 3) + 5 * (1 - progress)
-        sides = []
-        for sign in (-0.5, 0.5):
-            xy = np.column_stack([xs + sign * width, ys])
-            sides.append(np.column_stack([xy, frame.height(xy, radius=6.0) + lift]))
-        ribbons.append(grid_surface(np.stack(sides, 1)))
+        paths.append((np.stack([np.column_stack([xs + sign * width, ys]) for sign in (-0.5, 0.5)], 1), lift))
+    edges = np.concatenate([xy.reshape(-1, 2) for xy, _ in paths])
+    heights = frame.height(edges, radius=6.0).reshape(len(paths), steps, 2)  # one query for every strand
+    ribbons = []
+    for (xy, lift), z in zip(paths, heights):
+        ribbons.append(grid_surface(np.concatenate([xy, (z + lift[:, None])[..., None]], -1)))
     v, t, c = merge(ribbons)
     colour = np.asarray(params["colour"])
     return [OccluderMesh("hair", v, t, colour, c * [0.6, 0.05], "fabric", tuple(colour * 0.55), gloss=0.6, shininess=25.0)]

@@ -134,7 +134,7 @@ def build_rig(model: ShapeModel, head: Optional[ShapeModel] = None) -> PersonRig
         tris.append(head_tris[~hidden] + count)
         parts.append(np.where(_cloth_vertices(head.mean, head)[head_tris[~hidden]].all(1), CLOTH, SKIN))
         uvs.append(head_tex.uvs)
-        outside.append(np.maximum(head_tex.outside, carrier["under"].astype(np.float32) * 0))
+        outside.append(head_tex.outside)
         materials.append(_head_materials(head))
         head_surface = carrier["under"]
         count += len(head.mean)
