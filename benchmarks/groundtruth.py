@@ -65,6 +65,7 @@ def main() -> None:
     out = Path(args.out)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    revision = commit()  # the code that renders and reconstructs (HEAD may move while this runs)
     if args.expression_sweep:
         ids = make_sweep(args, out)
         settings = ("clean",)
@@ -77,7 +78,7 @@ def main() -> None:
     else:
         rows = [evaluate_sample(task) for task in tasks]
     report = sweep_report(rows) if args.expression_sweep else summarise(out, rows, settings)
-    report.update({"machine": machine(), "commit": commit(), "command": " ".join(sys.argv), "model": args.model,
+    report.update({"machine": machine(), "commit": revision, "command": " ".join(sys.argv), "model": args.model,
                    "count": len(rows), "seed": args.seed, "size": args.size, "wall_s": round(time.perf_counter() - started, 1),
                    "rows": rows})
     (out / "groundtruth.json").write_text(json.dumps(report, indent=1))
@@ -366,6 +367,10 @@ def to_markdown(report: dict, settings) -> str:
         for setting, p in report["penalty"].items():
             removed = f"{100 * p['removed_fraction']:.0f}%" if "removed_fraction" in p else ""
             lines.append(f"| {setting} | {p.get('mean', float('nan')):.3f} | {p.get('median', float('nan')):.3f} | {removed} |")
+    failed = {s: ids for s, ids in report["failures"].items() if ids}
+    if failed:
+        lines.append("\nNot in the tables (no result; e.g. no face found in the occluded photo): " +
+                     "; ".join(f"{s}: {', '.join(ids)}" for s, ids in failed.items()))
     if "chain_median_vs_clean" in report:
         lines.append(f"\nchain median vs clean median: {100 * report['chain_median_vs_clean']:+.1f}% (target: within 10%)")
     for key, title in (("by_kind", "occluder"), ("by_yaw", "yaw")):

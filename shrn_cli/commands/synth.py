@@ -73,9 +73,6 @@ def synth(
         shape_models(options)  # a missing or unreadable model fails here, before any slow step
         look = appearance_bank(opts["bank"], opts["photos"],
                                progress=lambda p: common.log.debug("appearance bank: %s", p.name))
-        if opts["count"] == 0:
-            raise typer.Exit(0)
-        generator = Generator(options, look)
     except ShrnError as err:
         common.fail(err)
 
@@ -91,6 +88,12 @@ def synth(
     kept = [i for i in indices if complete(i)]
     if kept and not run_opts.quiet:
         common.log.info("%d sample(s) already written, kept (use --overwrite to redo them)", len(kept))
+    if len(kept) == len(indices):
+        raise typer.Exit(0)
+    try:
+        generator = Generator(options, look)
+    except ShrnError as err:
+        common.fail(err)
     failures = 0
     progress = common.make_progress("synth", disable=run_opts.quiet)
     with progress:
