@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..errors import InputError, WeightsError
+from ..errors import WeightsError
 from . import occluders as occ
 from .bank import AppearanceBank, cached_procedural_bank
 from .effects import add_noise, blur, jpeg_round_trip, sensor_noise, to_uint8

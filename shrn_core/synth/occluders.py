@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import OccluderMesh, axis_rotation, ellipsoid, frustum, grid_surface, merge, rotation_from_axes, tube
+from .geometry import (OccluderMesh, axis_rotation, ellipsoid, frustum, grid_surface, merge,
+                       rotation_from_axes, rounded_box, tube)
 from .models import ShapeModel
-from .procedural import HAIR_COLOURS, random_skin_tone
+from .procedural import random_skin_tone
 from .scene import Camera
 
 SOLID_KINDS = ("hand", "microphone", "phone", "cup", "glasses", "sunglasses", "hair", "cloth_mask", "paper_mask")
@@ -234,8 +235,6 @@ def _placement(params, frame, camera):
 def _build_hand(params, frame, camera):
     centre, view, right, up = _placement(params, frame, camera)
     s = params["scale"]
-    from .geometry import rounded_box  # noqa: PLC0415
-
     palm_v, palm_t, palm_c = rounded_box((84 * s, 96 * s, 26 * s), radius=12 * s)
     parts = [(palm_v + [0, -4 * s, 0], palm_t, palm_c)]
     bases = [(-31, 36), (-10.5, 42), (10.5, 44), (31, 40)]  # little, ring, middle, index (x towards the thumb)
@@ -326,8 +325,6 @@ def _build_microphone(params, frame, camera):
 
 def _build_phone(params, frame, camera):
     centre, view, right, up = _placement(params, frame, camera)
-    from .geometry import rounded_box  # noqa: PLC0415
-
     w, h, d = params["size_mm"]
     v, t, c = rounded_box((w, h, d), radius=d * 0.6)
     spin = np.radians(params["spin_deg"])
