@@ -14,6 +14,7 @@ from .commands import inpaint as inpaint_cmd
 from .commands import reconstruct as reconstruct_cmd
 from .commands import run as run_cmd
 from .commands import segment as segment_cmd
+from .commands import synth as synth_cmd
 
 app = typer.Typer(
     name="shrn",
@@ -44,6 +45,7 @@ inpaint_cmd.register(app)
 reconstruct_cmd.register(app)
 run_cmd.register(app)
 eval_cmd.register(app)
+synth_cmd.register(app)
 example_cmd.register(app)
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from .errors import InputError
 
-COMMANDS = ("face", "segment", "inpaint", "reconstruct", "run", "eval")
+COMMANDS = ("face", "segment", "inpaint", "reconstruct", "run", "eval", "synth")
 
 
 def load_config(path: str | Path | None, command: str) -> dict[str, Any]:
