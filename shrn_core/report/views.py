@@ -1,0 +1,147 @@
+"""Untextured "clay" renders of a face mesh for the summary sheet, with shrn's own rasterizer.
+
+Works on any triangle mesh (``vertices`` (V, 3) in mm, ``faces`` (F, 3)) and any pinhole camera
+(K, R, t as in ``shrn_core.reconstruct.types.Camera``): no vertex ids are assumed, so a change of
+topology needs no change here. Views around the head (front, 3/4, profile) come from
+``orbit_cameras``; the view of the photo comes from the reconstruction's own camera.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..reconstruct.fit.mesh_ops import vertex_normals
+from ..render import create_context, interpolate, rasterize, world_to_clip
+
+NEAR_MM, FAR_MM = 10.0, 100000.0
+CLAY = np.array([0.80, 0.76, 0.71], np.float32)  # front faces
+INSIDE = np.array([0.36, 0.40, 0.50], np.float32)  # back faces (seen through holes, from behind)
+# head-frame view directions: x towards the subject's left, y up, z out of the face
+_KEY = np.array([-0.45, 0.55, 0.70])
+_FILL = np.array([0.65, 0.05, 0.75])
+
+
+@dataclass
+class ViewCamera:
+    """A pinhole camera for a ``size`` x ``size`` (or ``width`` x ``height``) render."""
+
+    K: np.ndarray  # (3, 3)
+    R: np.ndarray  # (3, 3) head frame -> camera
+    t: np.ndarray  # (3,) mm
+    width: int
+    height: int
+
+
+def yaw_rotation(degrees: float) -> np.ndarray:
+    """Rotation about the head's vertical axis; positive turns the face towards the image left."""
+    a = math.radians(degrees)
+    return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]], np.float64)
+
+
+def orbit_cameras(vertices: np.ndarray, yaws_deg, size: int, fill: float = 0.86) -> list[ViewCamera]:
+    """Cameras looking at the mesh's bounding-box centre from the given yaws (0 = the head frame's
+    front), all with one focal length so the views share a scale; the largest view fills ``fill``
+    of the square image and each view is centred."""
+    points = np.asarray(vertices, np.float64)
+    centre = (points.min(0) + points.max(0)) / 2
+    radius = max(float(np.linalg.norm(points.max(0) - points.min(0))) / 2, 1e-3)
+    distance = 6.0 * radius  # a long lens: little perspective, like a portrait photo
+    rotations, bounds = [], []
+    for yaw in yaws_deg:
+        R = yaw_rotation(yaw)
+        cam = (points - centre) @ R.T
+        depth = distance - cam[:, 2]
+        X, Y = cam[:, 0] / depth, cam[:, 1] / depth
+        rotations.append(R)
+        bounds.append((X.min(), X.max(), Y.min(), Y.max()))
+    span = max(max(b[1] - b[0], b[3] - b[2]) for b in bounds)
+    focal = fill * size / max(span, 1e-9)
+    cameras = []
+    for R, (x0, x1, y0, y1) in zip(rotations, bounds):
+        K = np.array([[focal, 0, size / 2 - focal * (x0 + x1) / 2],
+                      [0, focal, size / 2 + focal * (y0 + y1) / 2], [0, 0, 1]], np.float64)
+        t = np.array([0.0, 0.0, -distance]) - R @ centre
+        cameras.append(ViewCamera(K, R, t, size, size))
+    return cameras
+
+
+def crop_camera(K, R, t, box: tuple[float, float, float], size: int) -> ViewCamera:
+    """The photo camera (K, R, t) seen through the square crop ``box`` = (x0, y0, side) of the
+    photo, resampled to ``size`` x ``size`` pixels."""
+    x0, y0, side = box
+    s = size / side
+    K2 = np.array(K, np.float64).copy()
+    K2[:2] *= s
+    K2[0, 2] -= x0 * s
+    K2[1, 2] -= y0 * s
+    return ViewCamera(K2, np.asarray(R, np.float64), np.asarray(t, np.float64), size, size)
+
+
+def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamera]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shaded renders of the mesh, one per camera (all of one size, rendered as one batch):
+    [(HxWx3 uint8 colour, HxW bool coverage), ...]. Lights are fixed to the head, so every view
+    shows the shape under the same light; back faces (seen through holes or from behind) are flat
+    bluish grey."""
+    if not cameras:
+        return []
+    height, width = cameras[0].height, cameras[0].width
+    if any((c.height, c.width) != (height, width) for c in cameras):
+        raise ValueError("render_clay renders one batch: every camera needs the same image size")
+    v = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
+    tri = torch.as_tensor(np.asarray(faces), dtype=torch.int32)
+    K = torch.as_tensor(np.stack([c.K for c in cameras]), dtype=torch.float32)
+    R = torch.as_tensor(np.stack([c.R for c in cameras]), dtype=torch.float32)
+    t = torch.as_tensor(np.stack([c.t for c in cameras]), dtype=torch.float32)
+    with torch.no_grad():
+        pos = world_to_clip(v.expand(len(cameras), -1, -1), K, R, t, width, height, NEAR_MM, FAR_MM)
+        rast, _ = rasterize(create_context("torch", "cpu"), pos.contiguous(), tri, (height, width))
+        # Gouraud shading: the mesh is dense (a triangle covers a few pixels), so lighting the
+        # vertices and interpolating colours looks like per-pixel lighting at a fraction of the cost
+        colour, _ = interpolate(_vertex_colours(v, tri, R), rast, tri)
+        ident = rast[..., 3].long()
+        covered = ident > 0
+        # camera z axis in the head frame is R[2]; a triangle faces the camera when its normal
+        # points along it (a long lens makes this the same for the whole image)
+        facing = torch.einsum("fc,bc->bf", _face_normals(v, tri.long()), R[:, 2]) >= 0
+        front = torch.gather(facing, 1, (ident - 1).clamp(min=0).view(len(cameras), -1)).view(ident.shape)
+        colour = torch.where(front[..., None], colour, torch.as_tensor(INSIDE))
+        colour = (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    # rasterizer row 0 is the bottom of the image
+    colour = colour.flip(1).numpy()
+    covered = covered.flip(1).numpy()
+    return [(colour[i], covered[i]) for i in range(len(cameras))]
+
+
+def composite(render: np.ndarray, covered: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The render over ``background`` (HxWx3 uint8, or one colour), with the silhouette softened
+    over one pixel (the torch rasterizer does no anti-aliasing)."""
+    import cv2
+
+    alpha = cv2.blur(covered.astype(np.float32), (3, 3))
+    alpha = np.where(covered, np.maximum(alpha, 0.5), alpha)[..., None]
+    # outside the silhouette the render holds no colour: take the nearest covered one
+    grown = cv2.dilate(render, np.ones((3, 3), np.uint8))
+    colour = np.where(covered[..., None], render, grown).astype(np.float32)
+    back = np.broadcast_to(np.asarray(background, np.float32), render.shape)
+    return (colour * alpha + back * (1 - alpha) + 0.5).astype(np.uint8)
+
+
+
+def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
+    return torch.cross(v1 - v0, v2 - v0, dim=-1)
+
+
+def _vertex_colours(vertices: torch.Tensor, faces: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) clay colour lit by a key and a fill light fixed to the head, plus a specular
+    highlight of the key light as seen by each camera."""
+    normals = vertex_normals(vertices, faces)
+    key = torch.as_tensor(_KEY / np.linalg.norm(_KEY), dtype=torch.float32)
+    fill = torch.as_tensor(_FILL / np.linalg.norm(_FILL), dtype=torch.float32)
+    diffuse = 0.30 + 0.62 * (normals @ key).clamp(min=0) + 0.22 * (normals @ fill).clamp(min=0)  # (V,)
+    halfway = torch.nn.functional.normalize(key[None] + rotations[:, 2], dim=-1)  # (B, 3)
+    specular = 0.12 * (normals @ halfway.T).clamp(min=0).T ** 24  # (B, V)
+    return torch.as_tensor(CLAY) * diffuse[None, :, None] + specular[..., None]
