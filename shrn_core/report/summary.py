@@ -65,11 +65,36 @@ def write_summary(path: str | Path, inputs: SheetInputs) -> Path:
     return write_image(path, render_sheet(inputs))
 
 
-def summary_for_folder(folder: str | Path, stem: Optional[str] = None, out: Optional[str | Path] = None) -> Path:
+def summary_for_folder(folder: str | Path, stem: Optional[str] = None, out: Optional[str | Path] = None,
+                       photo_path: Optional[str | Path] = None) -> Path:
     """Write ``<stem>.summary.png`` for an existing output folder (``shrn run`` or ``shrn
-    reconstruct`` outputs); returns its path."""
-    inputs = load_inputs(folder, stem)
+    reconstruct`` outputs); returns its path. The photo is ``photo_path``, else manifest.json's
+    ``input``."""
+    inputs = load_inputs(folder, stem, photo_path=photo_path)
     return write_summary(out or summary_path(folder, inputs.stem), inputs)
+
+
+def write_reconstruction_summary(recon, out_dir: str | Path, stem: str, photo: np.ndarray, *,
+                                 mask_path: Optional[str | Path] = None, image_path: str = "",
+                                 seconds: Optional[float] = None) -> Path:
+    """``<out_dir>/<stem>.summary.png`` for a reconstruction in memory (``shrn reconstruct
+    --summary``): the mask used (``mask_path``, else ``<stem>.mask.png`` in ``out_dir``), and the
+    inpainted photo when ``out_dir`` holds one. A multi-view reconstruction shows its first view."""
+    inputs = load_inputs(out_dir, stem, photo=photo, reconstruction=recon,
+                         manifest=reconstruction_caption(recon, image_path, seconds))
+    if mask_path is not None:
+        inputs.mask = _quietly(_read_gray, Path(mask_path))
+    return write_summary(summary_path(out_dir, stem), inputs)
+
+
+def reconstruction_caption(recon, image_path: str = "", seconds: Optional[float] = None) -> dict:
+    """Manifest-like caption fields for a reconstruction made outside ``shrn run``."""
+    info = {"timings": dict(recon.info.get("timings") or {})}
+    total = seconds if seconds is not None else info["timings"].get("total_s", 0.0)
+    return {"input": image_path, "ok": True, "backends": {"reconstruct": recon.backend},
+            "stages": [{"name": "reconstruct", "status": "computed", "seconds": total, "backend": recon.backend,
+                        "info": info}],
+            "warnings": list(recon.info.get("warnings") or [])}
 
 
 # ---------------------------------------------------------------- loading
@@ -89,7 +114,6 @@ def load_inputs(folder: str | Path, stem: Optional[str] = None, *, photo: Option
              (("mask", "png"), ("face_region", "png"), ("inpainted", "png"), ("shading", "png"), ("albedo", "png"),
               ("face", "json"), ("params", "npz"), ("", "obj"), ("neutral", "obj"))}
 
-    inputs.photo = photo if photo is not None else _quietly(_read_photo, photo_path, manifest, folder)
     inputs.mask = _quietly(_read_gray, files["mask"])
     inputs.face_region = _quietly(_read_gray, files["face_region"])
     inputs.inpainted = _quietly(_read_rgb, files["inpainted"])
@@ -104,6 +128,12 @@ def load_inputs(folder: str | Path, stem: Optional[str] = None, *, photo: Option
         if params is not None:
             inputs.camera = (params["K"][0], params["R"][0], params["t"][0])
             inputs.landmarks = params["landmarks_2d"][0]
+            if not manifest:  # a `shrn reconstruct` folder: name the backend and the photo at least
+                inputs.manifest = {"backends": {"reconstruct": str(params["backend"])},
+                                   "input": str(params["image_paths"][0])}
+    if photo is None:
+        photo = _quietly(_read_photo, [photo_path, inputs.manifest.get("input")])
+    inputs.photo = photo
     if inputs.landmarks is None:
         inputs.landmarks = _quietly(_read_landmarks, files["face"])
     return inputs
@@ -154,12 +184,9 @@ def _read_json_quietly(path: Path) -> dict:
     return document if isinstance(document, dict) else {}
 
 
-def _read_photo(photo_path, manifest: dict, folder: Path) -> Optional[np.ndarray]:
+def _read_photo(candidates) -> Optional[np.ndarray]:
     from ..formats.image import read_image
 
-    candidates = [photo_path] if photo_path else []
-    if manifest.get("input"):
-        candidates.append(manifest["input"])
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return read_image(candidate)
