@@ -49,7 +49,7 @@ class SheetInputs:
     mesh: Optional[tuple[np.ndarray, np.ndarray]] = None  # (vertices (V, 3) mm, faces (F, 3)), head frame
     neutral: Optional[tuple[np.ndarray, np.ndarray]] = None
     camera: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # (K, R, t) of the photo
-    fit_render: Optional[np.ndarray] = None  # the backend's shaded mesh over the photo, used without a camera
+    fit_render: Optional[np.ndarray] = None  # the backend's shaded mesh over the photo (photo size)
     albedo: Optional[np.ndarray] = None  # UV texture as stored in <stem>.albedo.png (top row = v 1)
     landmarks: Optional[np.ndarray] = None  # (N, 2) face landmarks, pixels: frames the crop
     manifest: dict[str, Any] = field(default_factory=dict)  # manifest.json fields (caption)
@@ -321,15 +321,17 @@ def _inpainted_panel(inputs: SheetInputs, box) -> np.ndarray:
 
 
 def _mesh_panels(inputs: SheetInputs, box) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The mesh-over-photo panel and the bottom row; the orbit views and the photo's view are
-    rendered as one batch."""
+    """The mesh-over-photo panel and the bottom row. The orbit views (and the photo's view, when
+    the backend left no render of its own) are rendered as one batch."""
     if inputs.mesh is None:
         empty = [draw.placeholder(PANEL, "no mesh")] * 3
         return draw.placeholder(PANEL, "no mesh"), empty + [_last_panel(inputs, None)]
     vertices, faces = inputs.mesh
     cameras = orbit_cameras(vertices, list(ORBIT_YAWS.values()), PANEL)
-    photo_view = None
-    if inputs.camera is not None and inputs.photo is not None and box is not None:
+    if inputs.fit_render is not None and inputs.photo is not None and inputs.fit_render.shape != inputs.photo.shape:
+        inputs.fit_render = None  # not a render of this photo
+    photo_view = None  # the backend's own render over the photo is reused: a view less to rasterize
+    if inputs.fit_render is None and inputs.camera is not None and inputs.photo is not None and box is not None:
         photo_view = crop_camera(*inputs.camera, box, PANEL)
     renders = render_clay(vertices, faces, cameras + ([photo_view] if photo_view else []))
     views = [draw.label(composite(colour, covered, draw.PANEL_BG), name)

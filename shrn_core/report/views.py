@@ -80,16 +80,29 @@ def crop_camera(K, R, t, box: tuple[float, float, float], size: int) -> ViewCame
     return ViewCamera(K2, np.asarray(R, np.float64), np.asarray(t, np.float64), size, size)
 
 
-def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamera]) -> list[tuple[np.ndarray, np.ndarray]]:
+def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamera],
+                colours: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Shaded renders of the mesh, one per camera (all of one size, rendered as one batch):
     [(HxWx3 uint8 colour, HxW bool coverage), ...]. Lights are fixed to the head, so every view
     shows the shape under the same light; back faces (seen through holes or from behind) are flat
-    bluish grey."""
+    bluish grey. ``colours`` ((V, 3) floats in [0, 1]) paint the vertices instead of clay, under a
+    softer light that keeps them readable (error heatmaps)."""
     if not cameras:
         return []
     height, width = cameras[0].height, cameras[0].width
     if any((c.height, c.width) != (height, width) for c in cameras):
         raise ValueError("render_clay renders one batch: every camera needs the same image size")
+    # One thread: these renders are small, and on a busy CPU more OpenMP threads mostly spin
+    # (2 threads took 3-8x longer than 1 on the shared 2-core dev machine).
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _render(vertices, faces, cameras, colours, height, width)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _render(vertices, faces, cameras, colours, height: int, width: int):
     v = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
     tri = torch.as_tensor(np.asarray(faces), dtype=torch.int32)
     K = torch.as_tensor(np.stack([c.K for c in cameras]), dtype=torch.float32)
@@ -100,7 +113,7 @@ def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamer
         rast, _ = rasterize(create_context("torch", "cpu"), pos.contiguous(), tri, (height, width))
         # Gouraud shading: the mesh is dense (a triangle covers a few pixels), so lighting the
         # vertices and interpolating colours looks like per-pixel lighting at a fraction of the cost
-        colour, _ = interpolate(_vertex_colours(v, tri, R), rast, tri)
+        colour, _ = interpolate(_vertex_colours(v, tri, R, colours), rast, tri)
         ident = rast[..., 3].long()
         covered = ident > 0
         # camera z axis in the head frame is R[2]; a triangle faces the camera when its normal
@@ -113,6 +126,42 @@ def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamer
     colour = colour.flip(1).numpy()
     covered = covered.flip(1).numpy()
     return [(colour[i], covered[i]) for i in range(len(cameras))]
+
+
+def splat_points(points: np.ndarray, colours: np.ndarray, camera: ViewCamera) -> tuple[np.ndarray, np.ndarray]:
+    """A point cloud (a scan without triangles) as discs, nearest point in front: (HxWx3 uint8,
+    HxW bool). The disc radius follows the typical point spacing on screen, so the cloud reads as a
+    surface."""
+    from scipy.spatial import cKDTree
+
+    cam = np.asarray(points, np.float64) @ np.asarray(camera.R).T + np.asarray(camera.t)
+    ahead = cam[:, 2] < -NEAR_MM
+    cam, rgb = cam[ahead], (np.clip(np.asarray(colours, np.float64)[ahead], 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = np.zeros((camera.height, camera.width, 3), np.uint8)
+    covered = np.zeros((camera.height, camera.width), bool)
+    if not len(cam):
+        return image, covered
+    K = np.asarray(camera.K)
+    u = K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2]
+    v = K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]
+    screen = np.stack([u, v], 1)
+    sample = screen[:: max(1, len(screen) // 2000)]
+    spacing = float(np.percentile(cKDTree(screen).query(sample, k=2)[0][:, 1], 90)) if len(screen) > 1 else 1.0
+    radius = int(np.clip(np.ceil(spacing * 0.75), 1, 6))
+    offsets = [(dy, dx) for dy in range(-radius + 1, radius) for dx in range(-radius + 1, radius)
+               if dy * dy + dx * dx < radius * radius] or [(0, 0)]
+    row = np.concatenate([np.floor(v).astype(int) + dy for dy, _ in offsets])
+    col = np.concatenate([np.floor(u).astype(int) + dx for _, dx in offsets])
+    depth = np.tile(cam[:, 2], len(offsets))
+    index = np.tile(np.arange(len(cam)), len(offsets))
+    ok = (row >= 0) & (row < camera.height) & (col >= 0) & (col < camera.width)
+    row, col, depth, index = row[ok], col[ok], depth[ok], index[ok]
+    order = np.argsort(-depth, kind="stable")  # nearest (largest z) first
+    pixel = row[order] * camera.width + col[order]
+    pixel, first = np.unique(pixel, return_index=True)
+    image.reshape(-1, 3)[pixel] = rgb[index[order][first]]
+    covered.reshape(-1)[pixel] = True
+    return image, covered
 
 
 def composite(render: np.ndarray, covered: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -135,12 +184,17 @@ def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.cross(v1 - v0, v2 - v0, dim=-1)
 
 
-def _vertex_colours(vertices: torch.Tensor, faces: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+def _vertex_colours(vertices: torch.Tensor, faces: torch.Tensor, rotations: torch.Tensor,
+                    colours: np.ndarray | None = None) -> torch.Tensor:
     """(B, V, 3) clay colour lit by a key and a fill light fixed to the head, plus a specular
-    highlight of the key light as seen by each camera."""
+    highlight of the key light as seen by each camera; or the given colours, softly lit."""
     normals = vertex_normals(vertices, faces)
     key = torch.as_tensor(_KEY / np.linalg.norm(_KEY), dtype=torch.float32)
     fill = torch.as_tensor(_FILL / np.linalg.norm(_FILL), dtype=torch.float32)
+    if colours is not None:
+        light = 0.62 + 0.30 * (normals @ key).clamp(min=0) + 0.12 * (normals @ fill).clamp(min=0)
+        base = torch.as_tensor(np.asarray(colours), dtype=torch.float32) * light[:, None]
+        return base.expand(len(rotations), -1, -1)
     diffuse = 0.30 + 0.62 * (normals @ key).clamp(min=0) + 0.22 * (normals @ fill).clamp(min=0)  # (V,)
     halfway = torch.nn.functional.normalize(key[None] + rotations[:, 2], dim=-1)  # (B, 3)
     specular = 0.12 * (normals @ halfway.T).clamp(min=0).T ** 24  # (B, V)
