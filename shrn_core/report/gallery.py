@@ -174,7 +174,7 @@ def _card_html(card: Card) -> str:
                      f'width="{width}" height="{height}" alt="summary sheet of {e(card.stem)}"></a>')
     else:
         parts.append('<div class="thumb none">no summary sheet</div>')
-    parts.append(f'<h2><span class="name">{e(card.stem)}</span> <span class="badge {e(card.status)}">{e(status)}</span></h2>')
+    parts.append(f'<h2><span class="name">{e(card.stem)}</span> <span class="badge {e(status)}">{e(status)}</span></h2>')
     if card.error:
         parts.append(f'<p class="error">{e(card.error)}</p>')
     if card.warnings:
@@ -200,7 +200,7 @@ header h1{font-size:18px;margin:0}
 header .counts,header .generated{color:#666}
 header input{flex:1 1 240px;max-width:420px;padding:6px 10px;font-size:14px;border:1px solid #bbb;border-radius:6px}
 header select{padding:5px;font-size:14px}
-main{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px;padding:14px 16px}
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:14px;padding:14px 16px;align-items:start}
 .card{background:#fff;border:1px solid #ddd;border-radius:8px;padding:10px;min-width:0}
 .card.failed,.card.unreadable{border-color:#d33;box-shadow:0 0 0 1px #d33 inset}
 .thumb img{display:block;width:100%;height:auto;border-radius:4px;background:#eee}
