@@ -146,8 +146,10 @@ def splat_points(points: np.ndarray, colours: np.ndarray, camera: ViewCamera) ->
     v = K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]
     screen = np.stack([u, v], 1)
     sample = screen[:: max(1, len(screen) // 2000)]
-    spacing = float(np.percentile(cKDTree(screen).query(sample, k=2)[0][:, 1], 90)) if len(screen) > 1 else 1.0
-    radius = int(np.clip(np.ceil(spacing * 0.75), 1, 6))
+    # the spacing where the cloud is sparsest (98th percentile) sets one disc size for all: nearer
+    # points win, so overlapping discs in dense areas cost nothing
+    spacing = float(np.percentile(cKDTree(screen).query(sample, k=2)[0][:, 1], 98)) if len(screen) > 1 else 1.0
+    radius = int(np.clip(np.ceil(spacing * 0.75) + 1, 1, 8))
     offsets = [(dy, dx) for dy in range(-radius + 1, radius) for dx in range(-radius + 1, radius)
                if dy * dy + dx * dx < radius * radius] or [(0, 0)]
     row = np.concatenate([np.floor(v).astype(int) + dy for dy, _ in offsets])
