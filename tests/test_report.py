@@ -227,3 +227,20 @@ def test_cli_reconstruct_summary_from_existing_outputs(run_folder, occluded_phot
     record = json.loads(result.stdout)
     assert record["skipped"] and record["outputs"]["summary"] == str(sheet)
     assert read_image(sheet).shape[1] == WIDTH
+
+
+def test_png_exif_orientation_is_still_applied(tmp_path):
+    """Reading PNGs skips Pillow's EXIF look-up only when the file has no eXIf chunk."""
+    from PIL import Image
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left
+    plain = tmp_path / "plain.png"
+    Image.fromarray(pixels).save(plain)
+    assert np.array_equal(read_image(plain), pixels)
+    rotated = tmp_path / "rotated.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewer rotates 90 degrees clockwise
+    Image.fromarray(pixels).save(rotated, exif=exif)
+    upright = read_image(rotated)
+    assert upright.shape == (40, 20, 3) and upright[:10].min() == 255 and upright[10:].max() == 0

@@ -40,9 +40,15 @@ def crop(image: np.ndarray, box: Box, size: int, fill=PANEL_BG, smooth: bool = T
         value = fill if image.ndim == 3 else 0
         part = cv2.copyMakeBorder(np.ascontiguousarray(part), ys - y0, y0 + side - ye, xs - x0, x0 + side - xe,
                                   cv2.BORDER_CONSTANT, value=value)
-    shrink = side > size
-    interpolation = cv2.INTER_AREA if shrink and smooth else cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
-    return cv2.resize(np.ascontiguousarray(part), (size, size), interpolation=interpolation)
+    part = np.ascontiguousarray(part)
+    if not smooth:
+        return cv2.resize(part, (size, size), interpolation=cv2.INTER_NEAREST)
+    factor = side // size
+    if factor >= 2:  # box-filter by a whole factor first: OpenCV's fast path, 5x quicker than INTER_AREA
+        whole = side - side % factor  # drops < factor pixels at the far edges
+        part = cv2.resize(np.ascontiguousarray(part[:whole, :whole]), (whole // factor, whole // factor),
+                          interpolation=cv2.INTER_AREA)
+    return cv2.resize(part, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def letterbox(image: np.ndarray, width: int, height: int, fill=PANEL_BG) -> np.ndarray:

@@ -247,6 +247,8 @@ _SCRIPT = """
   status.addEventListener('change', apply);
   apply();
   document.body.dataset.ready = '1';
+  document.body.dataset.readyMs = Math.round(performance.now());  // read by benchmarks/report_speed.py
+  window.addEventListener('load', function () { document.body.dataset.loadMs = Math.round(performance.now()); });
 })();
 """
 

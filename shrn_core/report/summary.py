@@ -308,8 +308,9 @@ def _mask_panel(inputs: SheetInputs, box) -> np.ndarray:
 
 
 def _show_gray(image: np.ndarray, box) -> np.ndarray:
-    rgb = np.repeat(image[..., None], 3, axis=2)
-    return _show(rgb, box)[..., 0]
+    if box is None:
+        return draw.letterbox(np.repeat(image[..., None], 3, axis=2), PANEL, PANEL, fill=(0, 0, 0))[..., 0]
+    return draw.crop(image, box, PANEL)
 
 
 def _inpainted_panel(inputs: SheetInputs, box) -> np.ndarray:
