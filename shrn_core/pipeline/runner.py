@@ -16,6 +16,7 @@ from .engines import Engines
 from .options import STAGES, ItemReport, PipelineOptions, StageRecord
 
 log = logging.getLogger("shrn.pipeline")
+SUMMARY_LAYOUT = 1  # docs/formats.md, <stem>.summary.png
 
 
 class StageFiles:
@@ -120,7 +121,7 @@ def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOpti
         return None
     sources = [files.image, files.mask, files.inpainted, files.mesh, files.path("params", "npz")]
     if report.resumed and is_fresh(files.summary, sources):
-        return {"path": str(files.summary), "status": "reused", "seconds": 0.0}
+        return {"path": str(files.summary), "status": "reused", "seconds": 0.0, "layout": SUMMARY_LAYOUT}
     from ..report.summary import load_inputs, write_summary
 
     start = time.perf_counter()
@@ -137,7 +138,8 @@ def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOpti
         report.warnings.append(f"summary sheet not written: {err}")
         payload["warnings"] = report.warnings
         return None
-    return {"path": str(files.summary), "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
+    return {"path": str(files.summary), "status": "computed", "seconds": round(time.perf_counter() - start, 3),
+            "layout": SUMMARY_LAYOUT}
 
 
 def _reconstruct_alone(files: "StageFiles", state: "_LazyState", report: ItemReport, engines: Engines) -> None:
