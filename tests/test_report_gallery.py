@@ -73,7 +73,7 @@ class Cards(HTMLParser):
         elif self.cards and tag == "a":
             self.cards[-1]["links"].append(attrs["href"])
         elif self.cards and tag == "img":
-            self.cards[-1]["images"].append(attrs["src"])
+            self.cards[-1]["images"].append(attrs.get("src") or attrs.get("data-src"))
 
     def handle_data(self, data):
         if self.cards:
