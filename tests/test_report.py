@@ -159,7 +159,7 @@ def test_resumed_run_keeps_the_sheet_and_refreshes_the_gallery(run_folder, occlu
     assert sheet.stat().st_mtime_ns == before
     manifest = json.loads((run_folder / "masked" / "manifest.json").read_text())
     assert manifest["summary"]["status"] == "reused"
-    page = (run_folder / "index.html").read_text()
+    page = (run_folder / "index.html").read_text(encoding="utf-8")
     assert 'href="masked/masked.summary.png"' in page and "resumed" in page
 
 

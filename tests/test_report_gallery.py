@@ -89,7 +89,7 @@ def parse(text: str) -> Cards:
 def test_cards_failures_first_links_resolve_and_text_is_escaped(results):
     page = write_gallery(results)
     assert page == results / "index.html"
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     parsed = parse(text)
     names = [c["attrs"]["data-search"].split()[0] for c in parsed.cards]
     assert names == ["carl", "dora", "anna", "b&o", "émile"]  # failed and unreadable first, then by name
@@ -116,7 +116,7 @@ def test_cards_failures_first_links_resolve_and_text_is_escaped(results):
 
 def test_empty_folder_gets_a_page(tmp_path):
     page = write_gallery(tmp_path)
-    assert parse(page.read_text()).cards == [] and "No photo folders" in page.read_text()
+    assert parse(page.read_text(encoding="utf-8")).cards == [] and "No photo folders" in page.read_text(encoding="utf-8")
 
 
 BROWSER = find_chromium()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
-from ..formats.core import atomic_write
+from ..formats.core import write_bytes
 from .summary import stage_time
 
 log = logging.getLogger("shrn.report")
@@ -47,10 +47,7 @@ def write_gallery(out_dir: str | Path, title: Optional[str] = None) -> Path:
     """Write (or refresh) ``<out_dir>/index.html`` from the photo folders in ``out_dir``."""
     out_dir = Path(out_dir)
     cards = collect_cards(out_dir)
-    path = out_dir / INDEX_NAME
-    with atomic_write(path, "w") as handle:
-        handle.write(render_page(cards, title or out_dir.resolve().name))
-    return path
+    return write_bytes(out_dir / INDEX_NAME, render_page(cards, title or out_dir.resolve().name).encode("utf-8"))
 
 
 def collect_cards(out_dir: str | Path) -> list[Card]:
@@ -100,7 +97,7 @@ def _card(out_dir: Path, folder: Path) -> Card:
 
 def _read_manifest(path: Path) -> Optional[dict]:
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(document, dict) or document.get("format") != "shrn.manifest":

@@ -97,7 +97,7 @@ def write_reconstruction_summary(recon, out_dir: str | Path, stem: str, photo: n
 def reconstruction_caption(recon, image_path: str = "", seconds: Optional[float] = None) -> dict:
     """Manifest-like caption fields for a reconstruction made outside ``shrn run``."""
     info = {"timings": dict(recon.info.get("timings") or {})}
-    total = seconds if seconds is not None else info["timings"].get("total_s", 0.0)
+    total = seconds if seconds is not None else info["timings"].get("total_s")  # None: not known
     return {"input": image_path, "ok": True, "backends": {"reconstruct": recon.backend},
             "stages": [{"name": "reconstruct", "status": "computed", "seconds": total, "backend": recon.backend,
                         "info": info}],
@@ -184,7 +184,7 @@ def _read_json_quietly(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         log.warning("summary: %s is not readable JSON; caption left without it", path)
         return {}
@@ -322,7 +322,7 @@ def _show_gray(image: np.ndarray, box) -> np.ndarray:
 
 def _inpainted_panel(inputs: SheetInputs, box) -> np.ndarray:
     if inputs.inpainted is None:
-        skipped = inputs.manifest.get("options", {}).get("skip_inpaint")
+        skipped = (inputs.manifest.get("options") or {}).get("skip_inpaint")
         return draw.placeholder(PANEL, "inpainting skipped (--no-inpaint)" if skipped else "not inpainted")
     backend = (inputs.manifest.get("backends") or {}).get("inpaint")
     return draw.label(_show(inputs.inpainted, box), f"inpainted ({backend})" if backend else "inpainted")
@@ -404,10 +404,10 @@ def stage_time(stage: dict) -> str:
     status = stage.get("status")
     if status != "computed":
         return {"provided": "user mask"}.get(status, str(status))
-    text = f"{float(stage.get('seconds') or 0):.2f} s"
+    text = f"{float(stage['seconds']):.2f} s" if stage.get("seconds") is not None else ""
     timings = (stage.get("info") or {}).get("timings") or {}
     levels = [f"{level} {timings[f'{level}_s']:.1f}" for level in ("coarse", "mid", "fine") if f"{level}_s" in timings]
-    return f"{text} ({', '.join(levels)} s)" if levels else text
+    return f"{text} ({', '.join(levels)} s)".strip() if levels else text
 
 
 def _notes(manifest: dict) -> list[tuple[str, tuple]]:
