@@ -152,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     run_commit = commit()
     load_before = os.getloadavg()[0]
-    extra = sorted((shared_data_dir() / "faces_extra").glob("*.jpg"))[:2]  # larger photos (up to 1600 px)
+    extra = sorted((shared_data_dir() / "faces_extra" / "images").glob("*.jpg"))[:2]  # larger photos (up to 1600 px)
     photos = (clean_photos()[: max(args.photos - len(extra), 1)] + extra)[: args.photos]
     with tempfile.TemporaryDirectory(prefix="shrn-report-speed-") as tmp:
         root = Path(tmp)
