@@ -108,6 +108,7 @@ class Engines:
         photo = read_image(files.image if self.options.skip_inpaint else files.inpainted)
         use_mask = self.options.skip_inpaint or self.options.reconstruct_mask
         mask = read_mask(files.mask) if use_mask and files.mask.is_file() else None
+        state.loaded = {"inpainted": None if self.options.skip_inpaint else photo, "mask": mask}  # for the summary
         return photo, mask, state.face_analysis()
 
     def _reconstruct_record(self, files: "StageFiles", state: "_LazyState", recon) -> StageRecord:

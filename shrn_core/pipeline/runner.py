@@ -131,7 +131,7 @@ def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOpti
         photo = None  # an unreadable photo is the item's own error; the sheet shows what exists
     try:
         inputs = load_inputs(files.out_dir, files.stem, photo=photo, reconstruction=state.reconstruction,
-                             manifest=_jsonable(payload))
+                             manifest=_jsonable(payload), **state.loaded)
         write_summary(files.summary, inputs)
     except ShrnError as err:
         log.warning("%s: summary sheet not written (%s)", files.image, err)
@@ -212,6 +212,7 @@ class _LazyState:
         self._rgb: Optional[np.ndarray] = None
         self.analysis = None
         self.reconstruction = None  # set when reconstruct ran in this call
+        self.loaded: dict = {}  # intermediates the reconstruct stage read ("inpainted", "mask"), reused by the summary
 
     @property
     def raw(self) -> np.ndarray:

@@ -108,7 +108,8 @@ def reconstruction_caption(recon, image_path: str = "", seconds: Optional[float]
 
 
 def load_inputs(folder: str | Path, stem: Optional[str] = None, *, photo: Optional[np.ndarray] = None,
-                reconstruction=None, manifest: Optional[dict] = None, photo_path: Optional[str | Path] = None) -> SheetInputs:
+                reconstruction=None, manifest: Optional[dict] = None, photo_path: Optional[str | Path] = None,
+                mask: Optional[np.ndarray] = None, inpainted: Optional[np.ndarray] = None) -> SheetInputs:
     """The sheet's pieces for ``<folder>/<stem>.*``: arrays and a ``Reconstruction`` already in
     memory are used as they are, the rest is read from the folder when present. A file that is
     there but unreadable is logged and shown as missing (a summary never fails a run)."""
@@ -121,9 +122,9 @@ def load_inputs(folder: str | Path, stem: Optional[str] = None, *, photo: Option
              (("mask", "png"), ("face_region", "png"), ("inpainted", "png"), ("shading", "png"), ("albedo", "png"),
               ("face", "json"), ("params", "npz"), ("", "obj"), ("neutral", "obj"))}
 
-    inputs.mask = _quietly(_read_gray, files["mask"])
+    inputs.mask = mask if mask is not None else _quietly(_read_gray, files["mask"])
     inputs.face_region = _quietly(_read_gray, files["face_region"])
-    inputs.inpainted = _quietly(_read_rgb, files["inpainted"])
+    inputs.inpainted = inpainted if inpainted is not None else _quietly(_read_rgb, files["inpainted"])
     if reconstruction is not None:
         _take_reconstruction(inputs, reconstruction)
     else:
