@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import clean_photos, commit, machine, shared_data_dir, write_json  # noqa: E402
+from benchmarks.common import clean_photos, commit, shared_data_dir, write_json  # noqa: E402
 
 QUICK_FIT = {"coarse_iterations": 60, "mid_iterations": 4, "fine_iterations": 3, "render_size": 128}
 
@@ -170,7 +170,7 @@ def main() -> None:
     print("gallery:", json.dumps(gallery, indent=1))
     load = {"before": load_before, "after": os.getloadavg()[0]}
     print(f"load average (1 min) before {load['before']:.1f}, after {load['after']:.1f}")
-    write_json(args.json_out, {"commit_run": run_commit, "machine_detail": machine(), "load_average": load,
+    write_json(args.json_out, {"commit_run": run_commit, "load_average": load,
                                "sheets": sheets, "gallery": gallery})
 
 
