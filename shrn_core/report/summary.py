@@ -268,8 +268,11 @@ def render_sheet(inputs: SheetInputs) -> np.ndarray:
 
 
 def face_box(inputs: SheetInputs) -> Optional[draw.Box]:
-    """The square of the photo every photo panel shows: around the mesh's projection, else the
-    landmarks, else the face region, else the whole photo (None)."""
+    """The square of the photo every photo panel shows: around the face landmarks, else the mesh's
+    projection (a mesh may cover the whole head), else the face region, else the whole photo (None)."""
+    if inputs.landmarks is not None and len(inputs.landmarks):
+        points = np.asarray(inputs.landmarks, np.float64)
+        return draw.square_box(*points.min(0), *points.max(0), 1.5)
     if inputs.mesh is not None and inputs.camera is not None:
         K, R, t = (np.asarray(a, np.float64) for a in inputs.camera)
         cam = np.asarray(inputs.mesh[0], np.float64) @ R.T + t
@@ -279,9 +282,6 @@ def face_box(inputs: SheetInputs) -> Optional[draw.Box]:
             u = K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2]
             v = K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]
             return draw.square_box(u.min(), v.min(), u.max(), v.max(), 1.25)
-    if inputs.landmarks is not None and len(inputs.landmarks):
-        points = np.asarray(inputs.landmarks, np.float64)
-        return draw.square_box(*points.min(0), *points.max(0), 1.6)
     if inputs.face_region is not None and (inputs.face_region > 127).any():
         rows, cols = np.nonzero(inputs.face_region > 127)
         return draw.square_box(cols.min(), rows.min(), cols.max() + 1, rows.max() + 1, 1.3)
