@@ -189,22 +189,26 @@ def test_no_summary_and_a_failed_photo(tmp_path, run_folder, occluded_photo):
 
 
 def test_neutral_mesh_is_shown_when_present(run_folder, tmp_path):
+    from shrn_core.formats.mesh import read_obj
+
     folder = run_folder / "masked"
-    inputs = load_inputs(folder)
-    assert inputs.neutral is None
-    without = render_sheet(inputs)
+    without, with_neutral = tmp_path / "without" / "masked", tmp_path / "with" / "masked"
+    for target in (without, with_neutral):
+        target.mkdir(parents=True)
+        for item in folder.iterdir():
+            if item.name != "masked.neutral.obj":
+                os.symlink(item, target / item.name)
     # a backend that writes <stem>.neutral.obj gets it drawn in the last panel instead of the albedo
-    (tmp_path / "masked").mkdir()
-    for item in folder.iterdir():
-        os.symlink(item, tmp_path / "masked" / item.name)
-    os.symlink(folder / "masked.coarse.obj", tmp_path / "masked" / "masked.neutral.obj")
-    with_neutral = load_inputs(tmp_path / "masked")
-    assert with_neutral.neutral is not None and len(with_neutral.neutral[0]) < len(with_neutral.mesh[0])
-    sheet = render_sheet(with_neutral)
+    os.symlink(folder / "masked.coarse.obj", with_neutral / "masked.neutral.obj")
+    plain = load_inputs(without)
+    assert plain.neutral is None
+    inputs = load_inputs(with_neutral)
+    assert np.allclose(inputs.neutral[0], read_obj(folder / "masked.coarse.obj")[0])
+    before, sheet = render_sheet(plain), render_sheet(inputs)
     last = panel(sheet, 1, 3).astype(int)
-    assert np.abs(last - panel(without, 1, 3)).mean() > 20
+    assert np.abs(last - panel(before, 1, 3)).mean() > 20
     assert (np.abs(last[LABEL_BAND:] - np.array(draw.PANEL_BG)).sum(2) < 6).mean() > 0.3  # a render on the background
-    assert np.abs(panel(sheet, 1, 0).astype(int) - panel(without, 1, 0)).mean() < 1  # the other views unchanged
+    assert np.abs(panel(sheet, 1, 0).astype(int) - panel(before, 1, 0)).mean() < 1  # the other views unchanged
 
 
 def test_reconstruction_in_memory_with_neutral(occluded_photo, tmp_path):
