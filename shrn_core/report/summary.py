@@ -330,8 +330,9 @@ def _inpainted_panel(inputs: SheetInputs, box) -> np.ndarray:
 
 
 def _mesh_panels(inputs: SheetInputs, box) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The mesh-over-photo panel and the bottom row. The orbit views (and the photo's view, when
-    the backend left no render of its own) are rendered as one batch."""
+    """The mesh-over-photo panel and the bottom row. The orbit views, the photo's view (when the
+    backend left no render of its own) and the neutral mesh (when it shares the mesh's triangles)
+    are rendered as one batch."""
     if inputs.mesh is None:
         empty = [draw.placeholder(PANEL, "no mesh")] * 3
         return draw.placeholder(PANEL, "no mesh"), empty + [_last_panel(inputs, None)]
@@ -339,15 +340,23 @@ def _mesh_panels(inputs: SheetInputs, box) -> tuple[np.ndarray, list[np.ndarray]
     cameras = orbit_cameras(vertices, list(ORBIT_YAWS.values()), PANEL)
     if inputs.fit_render is not None and inputs.photo is not None and inputs.fit_render.shape != inputs.photo.shape:
         inputs.fit_render = None  # not a render of this photo
-    photo_view = None  # the backend's own render over the photo is reused: a view less to rasterize
+    batch = [(vertices, camera) for camera in cameras]
     if inputs.fit_render is None and inputs.camera is not None and inputs.photo is not None and box is not None:
-        photo_view = crop_camera(*inputs.camera, box, PANEL)
-    renders = render_clay(vertices, faces, cameras + ([photo_view] if photo_view else []))
+        batch.append((vertices, crop_camera(*inputs.camera, box, PANEL)))
+    neutral = inputs.neutral
+    neutral_in_batch = neutral is not None and np.array_equal(np.asarray(neutral[1]), np.asarray(faces))
+    if neutral_in_batch:
+        batch.append((neutral[0], cameras[0]))
+    renders = render_clay([v for v, _ in batch], faces, [c for _, c in batch])
     views = [draw.label(composite(colour, covered, draw.PANEL_BG), name)
              for name, (colour, covered) in zip(ORBIT_YAWS, renders)]
-    views.append(_last_panel(inputs, cameras[0]))
-    if photo_view is not None:
-        colour, covered = renders[-1]
+    if neutral_in_batch:
+        colour, covered = renders.pop()
+        views.append(draw.label(composite(colour, covered, draw.PANEL_BG), "neutral expression"))
+    else:
+        views.append(_last_panel(inputs, cameras[0]))
+    if len(renders) > len(cameras):  # the photo's view
+        colour, covered = renders[len(cameras)]
         fit = composite(colour, covered, _show(inputs.photo, box))
     elif inputs.fit_render is not None:
         fit = _show(inputs.fit_render, box)
@@ -358,6 +367,7 @@ def _mesh_panels(inputs: SheetInputs, box) -> tuple[np.ndarray, list[np.ndarray]
 
 
 def _last_panel(inputs: SheetInputs, front: Optional[ViewCamera]) -> np.ndarray:
+    """The neutral mesh (when it has triangles of its own), else the albedo texture."""
     if inputs.neutral is not None:
         vertices, faces = inputs.neutral
         camera = front or orbit_cameras(vertices, [0.0], PANEL)[0]

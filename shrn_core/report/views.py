@@ -80,45 +80,65 @@ def crop_camera(K, R, t, box: tuple[float, float, float], size: int) -> ViewCame
     return ViewCamera(K2, np.asarray(R, np.float64), np.asarray(t, np.float64), size, size)
 
 
-def render_clay(vertices: np.ndarray, faces: np.ndarray, cameras: list[ViewCamera],
+def render_clay(vertices, faces: np.ndarray, cameras: list[ViewCamera],
                 colours: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Shaded renders of the mesh, one per camera (all of one size, rendered as one batch):
-    [(HxWx3 uint8 colour, HxW bool coverage), ...]. Lights are fixed to the head, so every view
-    shows the shape under the same light; back faces (seen through holes or from behind) are flat
-    bluish grey. ``colours`` ((V, 3) floats in [0, 1]) paint the vertices instead of clay, under a
-    softer light that keeps them readable (error heatmaps)."""
+    """Shaded renders of a mesh, one per camera (all of one size, rendered as one batch):
+    [(HxWx3 uint8 colour, HxW bool coverage), ...]. ``vertices`` is one (V, 3) array for every
+    camera, or a list with one per camera (meshes sharing ``faces``, such as a face and its
+    neutral expression). Lights are fixed to the head, so every view shows the shape under the
+    same light; back faces (seen through holes) are flat bluish grey, and triangles that face away
+    from every camera are not drawn (hidden behind the rest in a closed view; through a hole the
+    background shows). ``colours`` ((V, 3) floats in [0, 1]) paint the vertices instead of clay,
+    under a softer light that keeps them readable (error heatmaps)."""
     if not cameras:
         return []
     height, width = cameras[0].height, cameras[0].width
     if any((c.height, c.width) != (height, width) for c in cameras):
         raise ValueError("render_clay renders one batch: every camera needs the same image size")
+    per_view = list(vertices) if isinstance(vertices, (list, tuple)) else [vertices] * len(cameras)
+    if len(per_view) != len(cameras):
+        raise ValueError(f"{len(per_view)} vertex arrays for {len(cameras)} cameras")
     # One thread: these renders are small, and on a busy CPU more OpenMP threads mostly spin
     # (2 threads took 3-8x longer than 1 on the shared 2-core dev machine).
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _render(vertices, faces, cameras, colours, height, width)
+        return _render(per_view, faces, cameras, colours, height, width)
     finally:
         torch.set_num_threads(saved)
 
 
-def _render(vertices, faces, cameras, colours, height: int, width: int):
-    v = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
-    tri = torch.as_tensor(np.asarray(faces), dtype=torch.int32)
+def _render(per_view: list, faces, cameras, colours, height: int, width: int):
+    tri = torch.as_tensor(np.asarray(faces), dtype=torch.int64)
     K = torch.as_tensor(np.stack([c.K for c in cameras]), dtype=torch.float32)
     R = torch.as_tensor(np.stack([c.R for c in cameras]), dtype=torch.float32)
     t = torch.as_tensor(np.stack([c.t for c in cameras]), dtype=torch.float32)
     with torch.no_grad():
-        pos = world_to_clip(v.expand(len(cameras), -1, -1), K, R, t, width, height, NEAR_MM, FAR_MM)
-        rast, _ = rasterize(create_context("torch", "cpu"), pos.contiguous(), tri, (height, width))
-        # Gouraud shading: the mesh is dense (a triangle covers a few pixels), so lighting the
-        # vertices and interpolating colours looks like per-pixel lighting at a fraction of the cost
-        colour, _ = interpolate(_vertex_colours(v, tri, R, colours), rast, tri)
-        ident = rast[..., 3].long()
-        covered = ident > 0
+        # vertices, normals and lit colours once per distinct mesh, not once per view
+        meshes: dict[int, tuple] = {}
+        for array in per_view:
+            if id(array) not in meshes:
+                v = torch.as_tensor(np.asarray(array), dtype=torch.float32)
+                meshes[id(array)] = (v, _face_normals(v, tri), vertex_normals(v, tri))
+        v = torch.stack([meshes[id(a)][0] for a in per_view])
+        face_n = torch.stack([meshes[id(a)][1] for a in per_view])  # (B, F, 3)
         # camera z axis in the head frame is R[2]; a triangle faces the camera when its normal
         # points along it (a long lens makes this the same for the whole image)
-        facing = torch.einsum("fc,bc->bf", _face_normals(v, tri.long()), R[:, 2]) >= 0
+        facing = torch.einsum("bfc,bc->bf", face_n, R[:, 2]) >= 0
+        kept = facing.any(0)  # the rasterizer's cost is per triangle: skip those no view faces
+        if not kept.any():
+            empty = np.zeros((height, width), bool)
+            return [(np.zeros((height, width, 3), np.uint8), empty) for _ in cameras]
+        tri, facing = tri[kept], facing[:, kept]
+        tri32 = tri.to(torch.int32)
+        pos = world_to_clip(v, K, R, t, width, height, NEAR_MM, FAR_MM)
+        rast, _ = rasterize(create_context("torch", "cpu"), pos.contiguous(), tri32, (height, width))
+        # Gouraud shading: the mesh is dense (a triangle covers a few pixels), so lighting the
+        # vertices and interpolating colours looks like per-pixel lighting at a fraction of the cost
+        normals = torch.stack([meshes[id(a)][2] for a in per_view])
+        colour, _ = interpolate(_vertex_colours(normals, R, colours), rast, tri32)
+        ident = rast[..., 3].long()
+        covered = ident > 0
         front = torch.gather(facing, 1, (ident - 1).clamp(min=0).view(len(cameras), -1)).view(ident.shape)
         colour = torch.where(front[..., None], colour, torch.as_tensor(INSIDE))
         colour = (colour.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
@@ -186,18 +206,16 @@ def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return torch.cross(v1 - v0, v2 - v0, dim=-1)
 
 
-def _vertex_colours(vertices: torch.Tensor, faces: torch.Tensor, rotations: torch.Tensor,
-                    colours: np.ndarray | None = None) -> torch.Tensor:
-    """(B, V, 3) clay colour lit by a key and a fill light fixed to the head, plus a specular
-    highlight of the key light as seen by each camera; or the given colours, softly lit."""
-    normals = vertex_normals(vertices, faces)
+def _vertex_colours(normals: torch.Tensor, rotations: torch.Tensor, colours: np.ndarray | None = None) -> torch.Tensor:
+    """(B, V, 3) clay colour at (B, V, 3) unit vertex normals, lit by a key and a fill light fixed
+    to the head, plus a specular highlight of the key light as seen by each camera; or the given
+    colours, softly lit."""
     key = torch.as_tensor(_KEY / np.linalg.norm(_KEY), dtype=torch.float32)
     fill = torch.as_tensor(_FILL / np.linalg.norm(_FILL), dtype=torch.float32)
     if colours is not None:
         light = 0.62 + 0.30 * (normals @ key).clamp(min=0) + 0.12 * (normals @ fill).clamp(min=0)
-        base = torch.as_tensor(np.asarray(colours), dtype=torch.float32) * light[:, None]
-        return base.expand(len(rotations), -1, -1)
-    diffuse = 0.30 + 0.62 * (normals @ key).clamp(min=0) + 0.22 * (normals @ fill).clamp(min=0)  # (V,)
+        return torch.as_tensor(np.asarray(colours), dtype=torch.float32) * light[..., None]
+    diffuse = 0.30 + 0.62 * (normals @ key).clamp(min=0) + 0.22 * (normals @ fill).clamp(min=0)  # (B, V)
     halfway = torch.nn.functional.normalize(key[None] + rotations[:, 2], dim=-1)  # (B, 3)
-    specular = 0.12 * (normals @ halfway.T).clamp(min=0).T ** 24  # (B, V)
-    return torch.as_tensor(CLAY) * diffuse[None, :, None] + specular[..., None]
+    specular = 0.12 * torch.einsum("bvc,bc->bv", normals, halfway).clamp(min=0) ** 24
+    return torch.as_tensor(CLAY) * diffuse[..., None] + specular[..., None]
