@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..reconstruct.fit.mesh_ops import vertex_normals
 from ..render import create_context, interpolate, rasterize, world_to_clip
 
 NEAR_MM, FAR_MM = 10.0, 100000.0
@@ -119,7 +118,8 @@ def _render(per_view: list, faces, cameras, colours, height: int, width: int):
         for array in per_view:
             if id(array) not in meshes:
                 v = torch.as_tensor(np.asarray(array), dtype=torch.float32)
-                meshes[id(array)] = (v, _face_normals(v, tri), vertex_normals(v, tri))
+                face_n = _face_normals(v, tri)
+                meshes[id(array)] = (v, face_n, _vertex_normals(v, tri, face_n))
         v = torch.stack([meshes[id(a)][0] for a in per_view])
         face_n = torch.stack([meshes[id(a)][1] for a in per_view])  # (B, F, 3)
         # camera z axis in the head frame is R[2]; a triangle faces the camera when its normal
@@ -186,24 +186,33 @@ def splat_points(points: np.ndarray, colours: np.ndarray, camera: ViewCamera) ->
     return image, covered
 
 
-def composite(render: np.ndarray, covered: np.ndarray, background: np.ndarray) -> np.ndarray:
+def composite(render: np.ndarray, covered: np.ndarray, background) -> np.ndarray:
     """The render over ``background`` (HxWx3 uint8, or one colour), with the silhouette softened
     over one pixel (the torch rasterizer does no anti-aliasing)."""
     import cv2
 
+    back = np.broadcast_to(np.asarray(background, np.uint8), render.shape)
+    out = np.where(covered[..., None], render, back)
     alpha = cv2.blur(covered.astype(np.float32), (3, 3))
-    alpha = np.where(covered, np.maximum(alpha, 0.5), alpha)[..., None]
+    edge = (alpha > 0) & (alpha < 1)  # only pixels by the silhouette need blending
+    inside = covered[edge]
+    weight = np.where(inside, np.maximum(alpha[edge], 0.5), alpha[edge])[:, None]
     # outside the silhouette the render holds no colour: take the nearest covered one
-    grown = cv2.dilate(render, np.ones((3, 3), np.uint8))
-    colour = np.where(covered[..., None], render, grown).astype(np.float32)
-    back = np.broadcast_to(np.asarray(background, np.float32), render.shape)
-    return (colour * alpha + back * (1 - alpha) + 0.5).astype(np.uint8)
-
+    colour = np.where(inside[:, None], render[edge], cv2.dilate(render, np.ones((3, 3), np.uint8))[edge])
+    out[edge] = (colour * weight + back[edge] * (1 - weight) + 0.5).astype(np.uint8)
+    return out
 
 
 def _face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(F, 3) area-weighted (unnormalised) triangle normals."""
     v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
     return torch.cross(v1 - v0, v2 - v0, dim=-1)
+
+
+def _vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, face_normals: torch.Tensor) -> torch.Tensor:
+    """(V, 3) unit normals, area-weighted from the given triangle normals (as ``vertex_normals``)."""
+    normals = torch.zeros_like(vertices).index_add(0, faces.T.reshape(-1), face_normals.repeat(3, 1))
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
 
 
 def _vertex_colours(normals: torch.Tensor, rotations: torch.Tensor, colours: np.ndarray | None = None) -> torch.Tensor:
