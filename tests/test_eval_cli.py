@@ -38,7 +38,7 @@ def test_single_pair(folders, tmp_path):
     assert result.returncode == 0, result.stderr
     written = [Path(line) for line in result.stdout.splitlines()]
     assert sorted(p.name for p in written) == ["anna.error_heatmap.ply", "anna.error_heatmap.png",
-                                               "anna.errors.npy", "anna.metrics.json"]
+                                               "anna.error_sheet.png", "anna.errors.npy", "anna.metrics.json"]
     metrics = json.loads((tmp_path / "anna.metrics.json").read_text())
     assert metrics["format"] == "shrn.metrics"
     assert metrics["median_mm"] == pytest.approx(HALF_NORMAL["median"] * SIGMA, rel=0.1)

@@ -29,6 +29,7 @@ def reconstruct(
     texture_size: Optional[int] = typer.Option(None, "--texture-size", help="fit: albedo texture side (512)."),
     assets: Optional[Path] = typer.Option(None, "--assets", help="Backend assets folder (hrn)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Backend weights file (hrn)."),
+    summary: bool = typer.Option(False, "--summary", help="Also write <stem>.summary.png (photo, mask, mesh views)."),
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,
@@ -91,10 +92,15 @@ def reconstruct(
         return reconstruction_outputs(out_dir, stem, upto, formats_list, view_stems,
                                       neutral=opts["backend"] == "fit").values()
 
-    def finish(recon, out_dir: Path, stem: str, view_stems=None) -> common.ItemResult:
+    def finish(recon, out_dir: Path, stem: str, view_stems=None, photo=None, mask=None, source=None) -> common.ItemResult:
         from shrn_core.reconstruct import write_reconstruction
 
         written = write_reconstruction(recon, out_dir, stem, formats_list, view_stems)
+        if opts["summary"]:
+            from shrn_core.report.summary import write_reconstruction_summary
+
+            written["summary"] = write_reconstruction_summary(recon, out_dir, stem, photo, mask_path=mask,
+                                                              image_path=str(source))
         info = {"backend": recon.backend, "levels": list(recon.levels), "vertices": int(len(recon.final.vertices)),
                 **{k: v for k, v in recon.info.items() if k in ("timings", "landmark_rms_px", "warnings",
                                                                 "view_shape_disagreement")}}
@@ -106,12 +112,23 @@ def reconstruct(
         out_dir = run_opts.out_dir_for(path)
         stem = image_stem(path)
         if common.outputs_exist(expected(out_dir, stem), opts["overwrite"]):
-            return common.ItemResult(outputs={"mesh": output_path(out_dir, stem, "", "obj")}, skipped=True)
+            return common.ItemResult(outputs=kept(out_dir, stem, path), skipped=True)
         image, analysis = analysis_for(path, out_dir)
-        recon = run_reconstruct(image, mask_for(path, out_dir), backend=opts["backend"], levels=opts["levels"],
+        mask = mask_for(path, out_dir)
+        recon = run_reconstruct(image, mask, backend=opts["backend"], levels=opts["levels"],
                                 device=opts["device"], face_analysis=analysis, resize_mask=opts["resize_mask"],
                                 image_paths=[str(path)], **backend_options)
-        return finish(recon, out_dir, stem)
+        return finish(recon, out_dir, stem, photo=image, mask=mask, source=path)
+
+    def kept(out_dir: Path, stem: str, photo: Path) -> dict:
+        """Outputs that exist; ``--summary`` draws a missing sheet from those files."""
+        outputs = {"mesh": output_path(out_dir, stem, "", "obj")}
+        if opts["summary"]:
+            from shrn_core.report.summary import summary_for_folder, summary_path
+
+            sheet = summary_path(out_dir, stem)
+            outputs["summary"] = sheet if sheet.is_file() else summary_for_folder(out_dir, stem, photo_path=photo)
+        return outputs
 
     if not opts["multi_view"]:
         raise typer.Exit(common.process_inputs(paths, work, run_opts, "reconstruct"))
@@ -125,13 +142,13 @@ def reconstruct(
         if len(set(view_stems)) != len(view_stems):
             raise InputError("multi-view inputs must have different file names (their renders are named by stem)")
         if common.outputs_exist(expected(out_dir, stem, view_stems), opts["overwrite"]):
-            return common.ItemResult(outputs={"mesh": output_path(out_dir, stem, "", "obj")}, skipped=True)
+            return common.ItemResult(outputs=kept(out_dir, stem, first), skipped=True)
         loaded = [analysis_for(p, out_dir) for p in paths]
         masks = [mask_for(p, out_dir) for p in paths]
         recon = reconstruct_multiview([img for img, _ in loaded], masks, backend=opts["backend"], levels=opts["levels"],
                                       device=opts["device"], face_analyses=[a for _, a in loaded],
                                       resize_mask=opts["resize_mask"], image_paths=[str(p) for p in paths],
                                       **backend_options)
-        return finish(recon, out_dir, stem, view_stems)
+        return finish(recon, out_dir, stem, view_stems, photo=loaded[0][0], mask=masks[0], source=first)
 
     raise typer.Exit(common.process_inputs([paths[0]], work_multi, run_opts, "reconstruct"))

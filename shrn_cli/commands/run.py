@@ -32,6 +32,7 @@ def run(
     batch_size: int = typer.Option(1, "--batch-size", help="Images per forward pass on CUDA where a stage supports it."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to use (0 = largest)."),
     option: List[str] = typer.Option([], "--option", "-O", help="STAGE.KEY=VALUE backend option, e.g. reconstruct.render_size=192 (repeatable)."),
+    summary: bool = typer.Option(True, "--summary/--no-summary", help="Write <stem>.summary.png per photo (on by default)."),
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,
@@ -45,6 +46,7 @@ def run(
 
     from shrn_core.errors import ShrnError
     from shrn_core.pipeline import PipelineOptions, parse_shard, run as run_pipeline
+    from shrn_core.pipeline.api import refresh_gallery
     from shrn_core.pipeline.plan import check_unique_stems, select_shard
 
     try:
@@ -76,13 +78,19 @@ def run(
 
         out_root = opts["out"]
         try:
-            if out_root is None:  # default: next to each input
+            if out_root is None:  # default: next to each input; one gallery per folder, written once
+                options.gallery = False
                 for path in selected:
                     run_pipeline([path], Path(path).parent, options, on_item=on_item, on_stage=on_stage)
             else:
                 run_pipeline(selected, out_root, options, on_item=on_item, on_stage=on_stage)
         except ShrnError as err:
             common.fail(err)
+    if out_root is None:
+        galleries = [refresh_gallery(folder) for folder in dict.fromkeys(Path(p).parent for p in selected)]
+    else:
+        galleries = [Path(out_root) / "index.html"]
+    _note_galleries([g for g in galleries if g is not None and g.is_file()], opts["quiet"])
     _summary(outcomes, opts["quiet"])
     failed = [r for r in outcomes if not r.ok]
     if failed:
@@ -103,7 +111,7 @@ def _pipeline_options(opts: dict, options_cls):
         reconstruct_backend=opts["reconstruct_backend"], segment_options=segment_options,
         inpaint_options=inpaint_options, reconstruct_options=reconstruct_options, device=opts["device"],
         face_index=opts["face_index"], mask=opts["mask"], from_stage=opts["from_stage"], overwrite=opts["overwrite"],
-        skip_inpaint=opts["no_inpaint"], batch_size=opts["batch_size"])
+        skip_inpaint=opts["no_inpaint"], batch_size=opts["batch_size"], summary=opts["summary"])
 
 
 def _emit(report, as_json: bool) -> None:
@@ -116,6 +124,13 @@ def _emit(report, as_json: bool) -> None:
     elif report.ok:
         sys.stdout.write(f"{report.out_dir}\n")
     sys.stdout.flush()
+
+
+def _note_galleries(paths: list[Path], quiet: bool) -> None:
+    """On stderr: stdout keeps one line (or JSON object) per input."""
+    if not quiet:
+        for path in paths:
+            common.stderr.print(f"gallery: {path}", highlight=False, soft_wrap=True)
 
 
 def _summary(outcomes, quiet: bool) -> None:

@@ -18,7 +18,9 @@ COLORMAP = "turbo"
 DEFAULT_HEATMAP_MAX_MM = 4.0
 MAX_RENDER_POINTS = 60000
 OUTPUT_KINDS = {"metrics": ("metrics", "json"), "errors": ("errors", "npy"),
-                "heatmap_ply": ("error_heatmap", "ply"), "heatmap_png": ("error_heatmap", "png")}
+                "heatmap_ply": ("error_heatmap", "ply"), "heatmap_png": ("error_heatmap", "png"),
+                "error_sheet": ("error_sheet", "png")}
+OUTSIDE_GREY = 0.62  # prediction surface outside the evaluated face crop
 
 
 def item_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
@@ -54,6 +56,9 @@ def write_item_outputs(result: EvalResult, out_dir: str | Path, stem: str, pred_
     title = f"{stem} ({result.protocol}): median {result.stats.median:.2f} mm, mean {result.stats.mean:.2f} mm"
     write_bytes(paths["heatmap_png"], render_heatmap_png(result.scan_points, errors, result.view_rotation,
                                                          heatmap_max, title, result.scan_faces))
+    from ..formats.image import write_image
+
+    write_image(paths["error_sheet"], render_error_sheet(result, heatmap_max, stem))
     write_metrics(paths["metrics"], metrics_payload(result, pred_path, scan_path))  # last: marks completion
     return paths
 
@@ -136,6 +141,86 @@ def render_heatmap_png(points: np.ndarray, errors: np.ndarray, rotation: np.ndar
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
+
+
+def prediction_errors(result: EvalResult) -> tuple[np.ndarray, np.ndarray]:
+    """Per vertex of the aligned prediction: distance (mm) to the evaluated scan surface (or its
+    nearest point, for a point cloud), and whether the vertex lies inside the evaluated region
+    (NoW's crop ball; everywhere without a crop)."""
+    from ..geometry.distance import point_index
+
+    vertices = np.asarray(result.pred_vertices, np.float64)
+    distances = point_index(result.scan_points, result.scan_faces).query(vertices).distances
+    crop = result.info.get("crop") or {}
+    inside = np.ones(len(vertices), bool)
+    if crop.get("method") == "now":
+        inside = np.linalg.norm(vertices - np.asarray(crop["centre"], np.float64), axis=1) <= float(crop["radius_mm"])
+    return distances, inside
+
+
+def render_error_sheet(result: EvalResult, vmax: float = DEFAULT_HEATMAP_MAX_MM, stem: str = "") -> np.ndarray:
+    """``<stem>.error_sheet.png``: the aligned prediction coloured by its distance to the scan, and
+    the scan coloured by its distance to the prediction, side by side from the front of the face at
+    one scale, with one colour bar and the summary numbers (HxWx3 uint8 RGB)."""
+    from ..report import draw
+    from ..report.views import composite, orbit_cameras, render_clay, splat_points
+
+    width, gutter, header, footer = 1600, 8, 74, 64
+    panel = (width - 3 * gutter) // 2
+    rotation = np.asarray(result.view_rotation, np.float64)  # scan frame -> face frame (front = +z)
+    scan = np.asarray(result.scan_points, np.float64) @ rotation.T
+    pred = np.asarray(result.pred_vertices, np.float64) @ rotation.T
+    camera = orbit_cameras(scan, [0.0], panel, fill=0.8)[0]
+    pred_error, inside = prediction_errors(result)
+    pred_colours = np.where(inside[:, None], error_colors(pred_error, vmax) / 255.0, OUTSIDE_GREY)
+    [(pred_rgb, pred_mask)] = render_clay(pred, result.pred_faces, [camera], colours=pred_colours)
+    scan_colours = error_colors(result.stats.distances, vmax) / 255.0
+    if len(result.scan_faces):
+        [(scan_rgb, scan_mask)] = render_clay(scan, result.scan_faces, [camera], colours=scan_colours)
+    else:
+        scan_rgb, scan_mask = splat_points(scan, scan_colours, camera)
+    panels = [draw.label(composite(pred_rgb, pred_mask, draw.PANEL_BG),
+                         f"prediction: distance to the scan (median {np.median(pred_error[inside]):.2f} mm)"
+                         if inside.any() else "prediction: distance to the scan"),
+              draw.label(composite(scan_rgb, scan_mask, draw.PANEL_BG),
+                         f"scan: distance to the prediction (median {result.stats.median:.2f} mm)")]
+    sheet = np.empty((header + panel + 2 * gutter + footer, width, 3), np.uint8)
+    sheet[:] = (250, 250, 250)
+    for i, image in enumerate(panels):
+        x = gutter + i * (panel + gutter)
+        sheet[header + gutter:header + gutter + panel, x:x + panel] = image
+    top = sheet[:header].copy()
+    stats = result.stats
+    draw.draw_text(top, [(stem or "evaluation", draw.INK), (f"  {result.protocol}", draw.MUTED)], (gutter + 4, 10), 28,
+                   bold=True)
+    numbers = (f"scan points {stats.count}  ·  median {stats.median:.3f} mm  ·  mean {stats.mean:.3f} mm  ·  "
+               f"std {stats.std:.3f} mm  ·  scale {result.transform.scale:.4f}")
+    draw.draw_text(top, [(numbers, draw.INK)], (gutter + 4, 46), 18, max_width=width - 2 * gutter)
+    sheet[:header] = top
+    y0 = header + panel + 2 * gutter
+    sheet[y0:] = _colour_bar(width, footer, vmax)
+    return sheet
+
+
+def _colour_bar(width: int, height: int, vmax: float) -> np.ndarray:
+    from ..report import draw
+
+    strip = np.empty((height, width, 3), np.uint8)
+    strip[:] = (250, 250, 250)
+    left, bar_width, top, bar_height = 160, 640, 6, 18
+    ramp = error_colors(np.linspace(0, vmax, bar_width), vmax)
+    strip[top:top + bar_height, left:left + bar_width] = ramp[None]
+    draw.draw_text(strip, [("error", draw.MUTED)], (8, top), 16)
+    for k in range(5):
+        x = left + round(k * (bar_width - 1) / 4)
+        strip[top + bar_height:top + bar_height + 5, x] = draw.INK
+        text = f"{vmax * k / 4:g}" + (" mm" if k == 4 else "")
+        draw.draw_text(strip, [(text, draw.INK)], (x - draw.text_width(text, 15) // 2, top + bar_height + 7), 15)
+    grey = left + bar_width + 40
+    strip[top:top + bar_height, grey:grey + 24] = int(OUTSIDE_GREY * 255)
+    draw.draw_text(strip, [(f"prediction outside the evaluated face crop; colours saturate at {vmax:g} mm",
+                            draw.MUTED)], (grey + 32, top + 1), 15, max_width=width - grey - 40)
+    return strip
 
 
 def cumulative_plot_png(curves: dict[str, np.ndarray], title: str = "Cumulative error") -> bytes:

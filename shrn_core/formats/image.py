@@ -27,6 +27,8 @@ def read_image_raw(path: str | Path) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     elif image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if path.suffix.lower() == ".png" and b"eXIf" not in data.tobytes():
+        return image  # no EXIF chunk: skip Pillow, which decodes a whole PNG to look for one
     return _apply_exif_orientation(image, path)
 
 

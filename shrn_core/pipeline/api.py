@@ -1,15 +1,18 @@
 """``shrn_core.pipeline.run``: the Python API behind ``shrn run``."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from ..errors import InputError
+from ..errors import InputError, ShrnError
 from ..formats.core import image_stem
 from .engines import Engines
 from .options import ItemReport, PipelineOptions
 from .plan import check_unique_stems, select_shard
 from .runner import run_chunk
+
+log = logging.getLogger("shrn.pipeline")
 
 
 def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[PipelineOptions] = None, *,
@@ -18,7 +21,9 @@ def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[Pipelin
         on_stage: Optional[Callable[[Path, str], None]] = None) -> list[ItemReport]:
     """Run the pipeline on image files into ``out/<stem>/``; returns one report per input.
 
-    A failing input is reported (``ok=False``, ``error``) and the run goes on.
+    A failing input is reported (``ok=False``, ``error``) and the run goes on. Each photo gets a
+    ``<stem>.summary.png`` and ``out/index.html`` is refreshed at the end (``options.summary``,
+    ``options.gallery``).
     """
     options = options or PipelineOptions()
     paths = select_shard([Path(p) for p in inputs], shard)
@@ -38,4 +43,18 @@ def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[Pipelin
             reports.append(report)
             if on_item:
                 on_item(path, report)
+    if options.gallery and paths:
+        refresh_gallery(out)
     return reports
+
+
+def refresh_gallery(out: str | Path) -> Optional[Path]:
+    """Rewrite ``<out>/index.html`` (every photo folder in ``out``, this run's and earlier ones);
+    a page that cannot be written is logged, the run's results stand."""
+    from ..report.gallery import write_gallery
+
+    try:
+        return write_gallery(out)
+    except ShrnError as err:
+        log.error("gallery not written: %s", err)
+        return None

@@ -108,15 +108,19 @@ class Engines:
         photo = read_image(files.image if self.options.skip_inpaint else files.inpainted)
         use_mask = self.options.skip_inpaint or self.options.reconstruct_mask
         mask = read_mask(files.mask) if use_mask and files.mask.is_file() else None
+        state.loaded = {"inpainted": None if self.options.skip_inpaint else photo, "mask": mask}  # for the summary
         return photo, mask, state.face_analysis()
 
-    def _reconstruct_record(self, files: "StageFiles", recon) -> StageRecord:
+    def _reconstruct_record(self, files: "StageFiles", state: "_LazyState", recon) -> StageRecord:
         from ..reconstruct import write_reconstruction
 
         written = write_reconstruction(recon, files.out_dir, files.stem)
+        state.reconstruction = recon  # the summary sheet renders it without reading the files back
+        info = {"warnings": list(recon.info.get("warnings", []))}
+        if recon.info.get("timings"):
+            info["timings"] = dict(recon.info["timings"])
         return StageRecord("reconstruct", "computed", backend=self.options.reconstruct_backend,
-                           outputs={k: str(v) for k, v in written.items()},
-                           info={"warnings": list(recon.info.get("warnings", []))})
+                           outputs={k: str(v) for k, v in written.items()}, info=info)
 
     def run_reconstruct(self, files: "StageFiles", state: "_LazyState") -> StageRecord:
         from ..reconstruct import reconstruct
@@ -124,7 +128,7 @@ class Engines:
         photo, mask, analysis = self._reconstruct_inputs(files, state)
         recon = reconstruct(photo, mask=mask, face_analysis=analysis, backend=self.options.reconstruct_backend,
                             device=self.options.device, **dict(self.options.reconstruct_options))
-        return self._reconstruct_record(files, recon)
+        return self._reconstruct_record(files, state, recon)
 
     def run_reconstruct_batch(self, items: list) -> list[StageRecord]:
         """Several independent photos in one batched fit; ``items`` are (files, state) pairs."""
@@ -134,4 +138,4 @@ class Engines:
         recons = reconstruct_batch(list(photos), list(masks), face_analyses=list(analyses),
                                    backend=self.options.reconstruct_backend, device=self.options.device,
                                    **dict(self.options.reconstruct_options))
-        return [self._reconstruct_record(files, recon) for (files, _), recon in zip(items, recons)]
+        return [self._reconstruct_record(files, state, recon) for (files, state), recon in zip(items, recons)]

@@ -46,6 +46,8 @@ class PipelineOptions:
     skip_inpaint: bool = False  # reconstruct from the photo + mask (SegmentationHRN without inpainting)
     reconstruct_mask: bool = True  # also exclude the occluded pixels when fitting the inpainted photo
     batch_size: int = 1  # photos whose reconstructions are fitted together (pays off on a GPU)
+    summary: bool = True  # write <stem>.summary.png per photo (shrn_core.report)
+    gallery: bool = True  # write/refresh <out>/index.html at the end of ``run``
 
 
 @dataclass

@@ -16,6 +16,7 @@ from .engines import Engines
 from .options import STAGES, ItemReport, PipelineOptions, StageRecord
 
 log = logging.getLogger("shrn.pipeline")
+SUMMARY_LAYOUT = 1  # docs/formats.md, <stem>.summary.png
 
 
 class StageFiles:
@@ -48,6 +49,10 @@ class StageFiles:
     @property
     def manifest(self) -> Path:
         return self.out_dir / "manifest.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.path("summary", "png")
 
     def primary(self, stage: str) -> Path:
         return {"face": self.face, "segment": self.mask, "inpaint": self.inpainted, "reconstruct": self.mesh}[stage]
@@ -100,10 +105,41 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
         _reconstruct_together(pending, engines)
     elif pending:
         _reconstruct_alone(*pending[0], engines)
-    for files, _, report, _ in items:
+    for files, state, report, _ in items:
         report.ok = report.error is None
-        _write_manifest(files, options, report)
+        payload = _manifest_payload(files, options, report)
+        payload["summary"] = _write_summary(files, state, options, report, payload)
+        _write_manifest(files, payload)
     return [report for _, _, report, _ in items]
+
+
+def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOptions, report: ItemReport,
+                   payload: dict) -> Optional[dict]:
+    """``<stem>.summary.png`` (kept when a resumed photo's sheet is newer than its inputs); a sheet
+    that cannot be drawn is a warning, never a failed photo."""
+    if not options.summary or not files.out_dir.is_dir():
+        return None
+    sources = [files.image, files.mask, files.inpainted, files.mesh, files.path("params", "npz")]
+    if report.resumed and is_fresh(files.summary, sources):
+        return {"path": str(files.summary), "status": "reused", "seconds": 0.0, "layout": SUMMARY_LAYOUT}
+    from ..report.summary import load_inputs, write_summary
+
+    start = time.perf_counter()
+    try:
+        photo = state.rgb if files.image.is_file() else None
+    except ShrnError:
+        photo = None  # an unreadable photo is the item's own error; the sheet shows what exists
+    try:
+        inputs = load_inputs(files.out_dir, files.stem, photo=photo, reconstruction=state.reconstruction,
+                             manifest=_jsonable(payload), **state.loaded)
+        write_summary(files.summary, inputs)
+    except ShrnError as err:
+        log.warning("%s: summary sheet not written (%s)", files.image, err)
+        report.warnings.append(f"summary sheet not written: {err}")
+        payload["warnings"] = report.warnings
+        return None
+    return {"path": str(files.summary), "status": "computed", "seconds": round(time.perf_counter() - start, 3),
+            "layout": SUMMARY_LAYOUT}
 
 
 def _reconstruct_alone(files: "StageFiles", state: "_LazyState", report: ItemReport, engines: Engines) -> None:
@@ -175,6 +211,8 @@ class _LazyState:
         self._raw: Optional[np.ndarray] = None
         self._rgb: Optional[np.ndarray] = None
         self.analysis = None
+        self.reconstruction = None  # set when reconstruct ran in this call
+        self.loaded: dict = {}  # intermediates the reconstruct stage read ("inpainted", "mask"), reused by the summary
 
     @property
     def raw(self) -> np.ndarray:
@@ -202,8 +240,8 @@ class _LazyState:
         return self.analysis
 
 
-def _write_manifest(files: StageFiles, options: PipelineOptions, report: ItemReport) -> None:
-    payload = {
+def _manifest_payload(files: StageFiles, options: PipelineOptions, report: ItemReport) -> dict:
+    return {
         "shrn_version": __version__,
         "input": str(files.image),
         "ok": report.ok,
@@ -218,6 +256,9 @@ def _write_manifest(files: StageFiles, options: PipelineOptions, report: ItemRep
                     "outputs": s.outputs, "info": s.info} for s in report.stages],
         "warnings": report.warnings,
     }
+
+
+def _write_manifest(files: StageFiles, payload: dict) -> None:
     try:
         write_manifest(files.manifest, _jsonable(payload))
     except ShrnError as err:  # the item's own error matters more than a manifest we cannot write
