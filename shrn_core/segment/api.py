@@ -31,6 +31,13 @@ def _deeplab(device: str | None = "auto", **options):
     return DeepLabSegmenter(device=device or "auto", **options)
 
 
+@BACKENDS.register("learned")
+def _learned(device: str | None = "auto", **options):
+    from .learned import LearnedSegmenter
+
+    return LearnedSegmenter(device=device or "auto", **options)
+
+
 def create_backend(name: str = "auto", device: str | None = None, **options):
     """A backend instance (load it once, call it on many images)."""
     try:

@@ -12,6 +12,7 @@ torchvision is not needed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -133,13 +134,12 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "occlusion_net.pt"
 
 
-def save_folder(folder, model: OccNet, config: dict) -> "Path":
+def save_folder(folder, model: OccNet, config: dict) -> Path:
     """Write ``folder/config.json`` (``config`` + architecture + weights checksum) and the weights in
     float16 (``folder/occlusion_net.pt``, a plain state dict for ``torch.load(weights_only=True)``)."""
     import hashlib
     import io
     import json
-    from pathlib import Path
 
     from ..formats.core import atomic_write
 
@@ -178,3 +178,21 @@ def build(architecture: dict, state: dict) -> OccNet:
         raise ValueError("weights do not match the architecture in config.json: " + "; ".join(parts))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
+
+
+def fuse_batchnorm(model: OccNet) -> OccNet:
+    """Fold every BatchNorm into the convolution before it (inference only; same outputs, faster on CPUs)."""
+    model.eval()
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, norm = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                with torch.no_grad():
+                    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+                    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+                module[i + 1] = nn.Identity()
+    return model

@@ -277,6 +277,7 @@ class Trainer:
         checkpoint = {"format": CHECKPOINT_FORMAT, "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                       "optimizer": _to_cpu(optimizer), "step": self.step, "samples": self.samples,
                       "train_s": self.train_s, "architecture": self.model.config.to_dict(), "history": history,
+                      "input": self.input_spec(), "output": self.output_spec(),
                       "options": _jsonable(asdict(self.options))}
         with atomic_write(out / "checkpoint.pt", "wb") as handle:
             torch.save(checkpoint, handle)
@@ -286,13 +287,19 @@ class Trainer:
             self.history = history
             save_folder(out / "occlusion_net", self.model, self.model_config(history))
 
+    def input_spec(self) -> dict:
+        return {"size": self.size, "crop_scale": self.crop_scale, "template": "arcface_112", "channels": "RGB",
+                "normalisation": {"mean": 0.5, "std": 0.25, "range": "[0, 1] before normalising"}}
+
+    def output_spec(self) -> dict:
+        return {"threshold": 0.5, "region_margin": self.options.region_margin}
+
     def model_config(self, history: dict) -> dict:
         opts = self.options
         last = history["curves"][-1] if history["curves"] else {}
         return {
-            "input": {"size": self.size, "crop_scale": self.crop_scale, "template": "arcface_112", "channels": "RGB",
-                      "normalisation": {"mean": 0.5, "std": 0.25, "range": "[0, 1] before normalising"}},
-            "output": {"threshold": 0.5, "region_margin": opts.region_margin},
+            "input": self.input_spec(),
+            "output": self.output_spec(),
             "training": {
                 "command": [" ".join(r["argv"]) for r in history["runs"]],
                 "seed": opts.seed, "steps": self.step, "samples": self.samples,

@@ -18,12 +18,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from . import shapes
-from .scene import (CHIN, LEFT_EDGE, LEFT_EYE_CORNERS, MASK_JAW, MASK_TOP, MASK_TOP_LOW, NOSE_TIP, RIGHT_EDGE,
+from .scene import (LEFT_EDGE, LEFT_EYE_CORNERS, MASK_JAW, MASK_TOP, MASK_TOP_LOW, NOSE_TIP, RIGHT_EDGE,
                     RIGHT_EYE_CORNERS, UPPER_LIP, LOWER_LIP, FOREHEAD_TOP, Scene)
-from .textures import hsv_to_rgb, noise, palette, pattern, streaks, texture
+from .textures import hsv_to_rgb, noise, palette, streaks, texture
 
 LENS_LABEL_OPACITY = 0.35
 
