@@ -34,6 +34,18 @@ CHECKPOINT_FORMAT = "shrn.segnet_checkpoint"
 WARMUP_STEPS = 300
 FINAL_LR_FRACTION = 0.02
 SAVE_EVERY_S = 120.0  # a checkpoint also lands every two minutes (a killed run loses little)
+MODEL_NOTICE = """Occlusion-segmentation network of shrn (backend `learned`)
+
+Copyright the shrn authors. Licensed under the Apache License, Version 2.0, like the rest of shrn
+(https://www.apache.org/licenses/LICENSE-2.0).
+
+These weights were trained from scratch by `python -m shrn_core.segment.train` (command, seed, data
+recipe and commit in config.json) on procedurally drawn occluders composited onto aligned crops of
+the 245 photos of shrn's test-data folder `faces_extra` (third-party photos collected from public
+open-source repositories for research use; see its PROVENANCE.md). No image is stored in the
+weights, no pretrained network was used, and no model under a non-commercial licence (such as the
+Surrey Face Model) or its renders contributed to them. Check that this provenance suits your use.
+"""
 
 
 @dataclass
@@ -285,7 +297,9 @@ class Trainer:
             handle.write(json.dumps(history, indent=1) + "\n")
         if stop_reason != "periodic":
             self.history = history
-            save_folder(out / "occlusion_net", self.model, self.model_config(history))
+            folder = save_folder(out / "occlusion_net", self.model, self.model_config(history))
+            with atomic_write(folder / "LICENSE", "w") as handle:
+                handle.write(MODEL_NOTICE)
 
     def input_spec(self) -> dict:
         return {"size": self.size, "crop_scale": self.crop_scale, "template": "arcface_112", "channels": "RGB",

@@ -332,6 +332,10 @@ def glasses(scene: Scene) -> Layer:
     glare = torch.exp(-((s - rng.uniform((n, 1, 1), 0.3, 1.1)) / rng.uniform((n, 1, 1), 0.02, 0.08)) ** 2)
     glare = glare * rng.uniform((n, 1, 1), 0.0, 0.6) * rng.chance((n, 1, 1), 0.6)
     lens_colour = tint[:, :, None, None] + glare[:, None]
+    # Mirrored lenses reflect the scene: a photo patch, tinted.
+    mirrored = (rng.chance((n,), 0.2) & (style == 0))[:, None, None, None]
+    reflection = texture(rng, n, X, Y, scene.bank, weights=(0.2, 0.6, 1.0)) * (0.5 + tint[:, :, None, None])
+    lens_colour = torch.where(mirrored, reflection + glare[:, None], lens_colour)
     lens_alpha = (lens * (opacity[:, None, None, None] + glare[:, None] * 0.5)).clamp(0, 1)
     alpha = torch.maximum(frame, lens_alpha)
     colour = torch.where(frame >= lens_alpha, frame_colour, lens_colour)
