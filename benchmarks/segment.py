@@ -87,7 +87,7 @@ def make_backend(name: str, args):
     elif name == "deeplabv3":
         backend = create_backend("deeplabv3", device=args.device, weights=args.weights, input_size=args.input_size)
     elif name == "learned":
-        backend = create_backend("learned", device=args.device, weights=args.weights)
+        backend = create_backend("learned", device=args.device, weights=args.weights, use_hands=args.hands)
     else:
         backend = create_backend(name, device=args.device)
     return backend, time.perf_counter() - start
@@ -253,6 +253,7 @@ def main() -> None:
                                                      "deeplabv3_mobilenet_v3_large"),
                         help="deeplabv3 speed only: a randomly initialised model of this architecture")
     parser.add_argument("--input-size", type=int, default=512, help="deeplabv3 crop side")
+    parser.add_argument("--hands", action="store_true", help="learned: add the hands found by face analysis")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--per-photo", type=int, default=2, help="synthetic / held-out samples per clean photo")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pasted (synthetic) set")

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -185,6 +186,35 @@ def test_constant_network_marks_exactly_the_grown_face_region(constant_model, ph
     assert mask[face].mean() > 0.995  # the whole face ...
     assert (mask & ~crops.grow_region(result.face_region, landmarks, 0.11)).sum() < 0.002 * mask.sum()  # ... no more
     assert mask[grown].mean() > 0.97  # ... and its margin
+
+
+def test_hand_cue_adds_the_hands_found_by_face_analysis(tmp_path, photo):
+    from dataclasses import replace
+
+    from shrn_core.face.types import Hand
+
+    model = OccNet(OccNetConfig())
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(-8.0)  # never an occluder
+    save_folder(tmp_path / "zero", model, {"input": {"size": 128, "crop_scale": 1.25}, "output": {}})
+    rgb, analysis = photo
+    # A flat hand over the mouth: the 21 points spread around the mouth centre.
+    mouth = analysis.face.landmarks[13, :2]
+    offsets = np.random.default_rng(1).normal(0, 60, (21, 2))
+    hand = Hand(np.concatenate([mouth + offsets, np.zeros((21, 1))], 1).astype(np.float32), "Left", 0.9)
+    with_hand = replace(analysis, hands=[hand])
+    plain = segment(rgb, with_hand, backend=create_backend("learned", weights=tmp_path / "zero", device="cpu"))
+    cued = segment(rgb, with_hand, backend=create_backend("learned", weights=tmp_path / "zero", device="cpu",
+                                                          use_hands=True))
+    assert not plain.mask.any()
+    drawn = regions.hands_mask([hand], rgb.shape[:2]) > 0
+    marked = cued.mask > 0
+    # Drawn at the crop's resolution (128 px here), so edges and the thinnest fingers differ by a few px.
+    crop_px = int(np.ceil(2 / crops.scale_of(create_backend("learned", weights=tmp_path / "zero",
+                                                              device="cpu").crop_transform(analysis))))
+    near = cv2.dilate(drawn.astype(np.uint8), np.ones((2 * crop_px + 1,) * 2, np.uint8)) > 0
+    assert marked[drawn].mean() > 0.9 and (marked & ~near).sum() < 0.01 * drawn.sum()
 
 
 def test_missing_and_broken_weights_fail_with_one_clear_error(tmp_path, monkeypatch, constant_model):

@@ -6,6 +6,8 @@ network gives the occluder probability over the crop, which is kept inside the f
 not) and warped back to the photo. The model is a folder (``config.json`` + ``occlusion_net.pt``):
 the one shipped in ``shrn_core/data/occlusion_net`` by default, or ``weights=`` a retrained folder,
 its ``config.json``, or a training ``checkpoint.pt`` (``python -m shrn_core.segment.train``).
+``use_hands=True`` adds the hands that the face stage found (drawn from their 21 landmarks) to the
+network's answer.
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ class LearnedSegmenter:
     name = "learned"
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", threshold: float | None = None,
-                 region_margin: float | None = None, batch_size: int = 32):
+                 region_margin: float | None = None, batch_size: int = 32, use_hands: bool = False):
         import torch
 
         from ..device import resolve_device
@@ -107,6 +109,7 @@ class LearnedSegmenter:
         if self.spec.region_margin < 0:
             raise InputError(f"region_margin must be >= 0, got {self.spec.region_margin}")
         self.batch_size = max(int(batch_size), 1)
+        self.use_hands = bool(use_hands)
         self.training = config.get("training", {})
 
     # ------------------------------------------------------------------------------ network
@@ -158,6 +161,10 @@ class LearnedSegmenter:
         crop_landmarks = crop.apply(matrix, landmarks)
         region_crop = regions.face_region(crop_landmarks, (size, size))
         counted = crop.grow_region(region_crop, crop_landmarks, self.spec.region_margin)
+        if self.use_hands and analysis.hands:
+            # Optional cue: hands found by the face stage (palm + fingers drawn from their landmarks).
+            hands = regions.hands_mask(analysis.hands, (size, size), lambda p: crop.apply(matrix, p)) > 0
+            prob_crop = np.maximum(prob_crop, hands.astype(np.float32))
         probability = np.clip(crop.paste_back(prob_crop * counted, matrix, (height, width)), 0.0, 1.0)
         mask = np.where(probability >= self.spec.threshold, 255, 0).astype(np.uint8)
         face_region = regions.face_region(landmarks, (height, width))
