@@ -63,10 +63,9 @@ class CompositeSource:
         rng, recipe = self.rng, self.recipe
         image, region, valid, landmarks = self.bank.sample(rng, n, recipe.geometry, index)
         scene = Scene(image, landmarks, region, estimate_skin(image, landmarks), self.texture_bank, self.X, self.Y, rng)
-        lipstick = rng.chance((n,), recipe.lipstick)
-        if lipstick.any():
-            scene.image = torch.where(lipstick[:, None, None, None],
-                                      recolour_lips(scene, rng.uniform((n,), 0.2, 0.6)), scene.image)
+        lipstick = torch.nonzero(rng.chance((n,), recipe.lipstick)).flatten()
+        if lipstick.numel():
+            scene.image[lipstick] = recolour_lips(scene.subset(lipstick), rng.uniform((lipstick.numel(),), 0.2, 0.6))
         image = scene.image
         label = torch.zeros_like(region)
         count = rng.choice(n, recipe.layers)

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import shapes
 from .scene import (LEFT_EDGE, LEFT_EYE_CORNERS, MASK_JAW, MASK_TOP, MASK_TOP_LOW, NOSE_TIP, RIGHT_EDGE,
@@ -182,11 +183,14 @@ def hand(scene: Scene) -> Layer:
     end_xy, end_z = place(ends)
     palm_xy, palm_z = place(palm)
     radius_px = radii * unit[:, None, None]
-    sdf = shapes.capsules(X, Y, start_xy, end_xy, radius_px[..., 0], radius_px[..., 1])  # (n, K, H, W)
-    palm_sdf = shapes.polygon(X, Y, palm_xy) - 0.06 * unit[:, None, None]
+    # Rendered on a grid half as fine (fingers are several pixels wide), then interpolated.
+    coarse = 2 if scene.size % 2 == 0 and scene.size >= 128 else 1
+    Xc, Yc = shapes.pixel_grid(scene.size // coarse, X.device)
+    Xc, Yc = Xc * coarse, Yc * coarse
+    sdf, nx, ny, nz = shapes.capsule_fields(Xc, Yc, start_xy, end_xy, radius_px[..., 0], radius_px[..., 1])
+    palm_sdf = shapes.polygon(Xc, Yc, palm_xy) - 0.06 * unit[:, None, None]
     union = torch.minimum(sdf.min(1).values, palm_sdf)
     # Visible surface: the capsule nearest the camera (depth along its axis minus its bulge).
-    nx, ny, nz = shapes.capsule_normal(X, Y, start_xy, end_xy, radius_px.mean(-1))
     t_depth = start_z[..., None, None] + 0.5 * (end_z - start_z)[..., None, None]
     depth = torch.where(sdf < 0, t_depth - nz * radius_px.mean(-1)[..., None, None], torch.full_like(sdf, 1e9))
     palm_depth = palm_z.mean(1)[:, None, None].expand_as(palm_sdf)
@@ -201,19 +205,20 @@ def hand(scene: Scene) -> Layer:
     # Relative to a surface facing the camera, which keeps the skin's own colour (same light as the face).
     facing = ambient + (1.0 - ambient) * light[:, 2].clamp_min(0.0)
     shade = (_lit(nx, ny, nz, light, ambient) / facing[:, None, None]).clamp(0.0, 1.3)
-    skin = _skin_for_hands(scene)
-    albedo = skin[:, :, None, None] * (1.0 + 0.05 * noise(rng, n, scene.size, cells=24, octaves=2))
-    colour = albedo * shade[:, None]
     # A sleeve over the forearm in half of the pictures.
     sleeve = rng.chance((n,), 0.5)
+    forearm = (winner[:, 0] == sdf.shape[1] - 1) & sleeve[:, None, None] \
+        & _beyond(Xc, Yc, start_xy[:, -1], end_xy[:, -1], rng.uniform((n,), 0.15, 0.5))
+    full = lambda t: F.interpolate(t[:, None], size=(scene.size, scene.size), mode="bilinear",  # noqa: E731
+                                   align_corners=False) if coarse > 1 else t[:, None]
+    union, shade, forearm = full(union), full(shade), full(forearm.float()) > 0.5
+    skin = _skin_for_hands(scene)
+    albedo = skin[:, :, None, None] * (1.0 + 0.05 * noise(rng, n, scene.size, cells=24, octaves=2))
+    colour = albedo * shade
     if sleeve.any():
-        forearm_index = sdf.shape[1] - 1
-        on_forearm = (winner[:, 0] == forearm_index + 0) & sleeve[:, None, None]
-        beyond_wrist = _beyond(X, Y, start_xy[:, -1], end_xy[:, -1], rng.uniform((n,), 0.15, 0.5))
         cloth = texture(rng, n, X, Y, scene.bank, weights=(1.0, 0.6, 0.6))
-        use = (on_forearm & beyond_wrist)[:, None]
-        colour = torch.where(use, cloth * shade[:, None], colour)
-    alpha = shapes.coverage(union, _softness(scene))[:, None]
+        colour = torch.where(forearm, cloth * shade, colour)
+    alpha = shapes.coverage(union[:, 0], _softness(scene))[:, None]
     return Layer(alpha, colour.clamp(0, 1), alpha)
 
 
@@ -242,7 +247,7 @@ def face_mask(scene: Scene) -> Layer:
     jaw = jaw + down[:, None] * (sag[:, None] * (below_mouth / height[:, None] * 3.0).clamp(0, 1))[..., None]
     top = centre[:, None] + (top - centre[:, None]) * rng.uniform((n, 1, 1), 1.0, 1.08)
     outline = torch.cat([top, jaw], 1)
-    sdf = shapes.polygon(X, Y, outline) - rng.uniform((n,), 0.0, 0.02)[:, None, None] * height[:, None, None]
+    sdf = shapes.polygon(X, Y, outline, coarse=2) - rng.uniform((n,), 0.0, 0.02)[:, None, None] * height[:, None, None]
     alpha = shapes.coverage(sdf, _softness(scene))[:, None]
     # Surface: medical colours or anything; pleats, a seam, a valve; shading darker at the rim.
     kind = rng.choice(n, [0.35, 0.3, 0.35])  # surgical, N95/KN95, cloth
@@ -370,7 +375,7 @@ def microphone(scene: Scene) -> Layer:
     ball = metal[:, :, None, None] * (1 - grille[:, None]) + dark[:, :, None, None] * grille[:, None]
     foam_colour = palette(rng, n)[:, :, None, None] * (1.0 + 0.15 * noise(rng, n, scene.size, cells=scene.size // 4, octaves=2))
     ball = torch.where(foam[:, None, None, None], foam_colour, ball) * ball_shade[:, None]
-    nx, ny, nz = shapes.capsule_normal(X, Y, centre[:, None], handle_end[:, None], handle_r[:, None])
+    _, nx, ny, nz = shapes.capsule_fields(X, Y, centre[:, None], handle_end[:, None], handle_r[:, None])
     handle_colour = palette(rng, n, families={"black": 2.0, "grey": 1.0, "dark": 1.0, "saturated": 0.3})
     handle_rgb = handle_colour[:, :, None, None] * _lit(nx[:, 0], ny[:, 0], nz[:, 0], light, ambient)[:, None]
     softness = _softness(scene)
@@ -550,7 +555,8 @@ def blob(scene: Scene) -> Layer:
     count = 14
     theta = torch.linspace(0, 2 * math.pi, count + 1, device=rng.device)[:-1] + rng.uniform((n, 1), 0, 6.3)
     rho = radius[:, None] * rng.uniform((n, count), 0.45, 1.15)
-    star = shapes.polygon(X, Y, centre[:, None] + torch.stack([torch.cos(theta) * rho, torch.sin(theta) * rho], -1))
+    star = shapes.polygon(X, Y, centre[:, None] + torch.stack([torch.cos(theta) * rho, torch.sin(theta) * rho], -1),
+                          coarse=2)
     bumps = rng.normal((n, 5, 2), 0.0, 0.6) * radius[:, None, None] + centre[:, None]
     bump_r = radius[:, None] * rng.uniform((n, 5), 0.25, 0.6)
     blobs = shapes.capsules(X, Y, bumps, torch.roll(bumps, 1, 1), bump_r).min(1).values
@@ -579,7 +585,7 @@ def recolour_lips(scene: Scene, amount: torch.Tensor) -> torch.Tensor:
     from .scene import OUTER_LIPS
 
     rng, n = scene.rng, scene.n
-    sdf = shapes.polygon(scene.X, scene.Y, scene.point(OUTER_LIPS))
+    sdf = shapes.polygon(scene.X, scene.Y, scene.point(OUTER_LIPS), coarse=2)
     weight = shapes.coverage(sdf, 1.5)[:, None] * amount[:, None, None, None]
     colour = hsv_to_rgb(rng.uniform((n,), -0.12, 0.05), rng.uniform((n,), 0.4, 0.9), rng.uniform((n,), 0.3, 0.9))
     gray = scene.image.mean(1, keepdim=True)

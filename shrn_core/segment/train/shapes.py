@@ -59,21 +59,32 @@ def capsules(X, Y, start, end, radius_start, radius_end=None) -> torch.Tensor:
     return dist - radius
 
 
-def capsule_normal(X, Y, start, end, radius) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cylinder-like surface normal of capsules (n, K, H, W) each: (nx, ny, nz) for shading."""
+def capsule_fields(X, Y, start, end, radius_start, radius_end=None):
+    """Capsules (n, K, H, W) as in ``capsules``, plus a cylinder-like unit surface normal (nx, ny, nz)
+    for shading: (sdf, nx, ny, nz)."""
+    radius_end = radius_start if radius_end is None else radius_end
     ax, ay = start[..., 0, None, None], start[..., 1, None, None]
     dx, dy = (end - start)[..., 0, None, None], (end - start)[..., 1, None, None]
     px, py = X[:, None] - ax, Y[:, None] - ay
     t = ((px * dx + py * dy) / (dx * dx + dy * dy).clamp_min(1e-6)).clamp(0.0, 1.0)
     ox, oy = px - t * dx, py - t * dy
-    r = radius[..., None, None].clamp_min(1e-3)
-    nx, ny = (ox / r).clamp(-1, 1), (oy / r).clamp(-1, 1)
+    radius = (radius_start[..., None, None] + t * (radius_end - radius_start)[..., None, None]).clamp_min(1e-3)
+    dist = torch.sqrt(ox * ox + oy * oy + 1e-12)
+    nx, ny = (ox / radius).clamp(-1, 1), (oy / radius).clamp(-1, 1)
     nz = torch.sqrt((1.0 - nx * nx - ny * ny).clamp_min(0.0))
-    return nx, ny, nz
+    return dist - radius, nx, ny, nz
 
 
-def polygon(X, Y, vertices: torch.Tensor) -> torch.Tensor:
-    """Closed polygons (n, P, 2) (any winding, may be non-convex) -> (n, H, W) signed distance."""
+def polygon(X, Y, vertices: torch.Tensor, coarse: int = 1) -> torch.Tensor:
+    """Closed polygons (n, P, 2) (any winding, may be non-convex) -> (n, H, W) signed distance.
+
+    ``coarse`` > 1 evaluates on a grid that many times coarser and interpolates (``coarse`` x fewer
+    operations squared; the distance is piecewise linear, so only corners round off slightly)."""
+    if coarse > 1 and X.shape[-1] % coarse == 0:
+        size = X.shape[-1]
+        Xc, Yc = pixel_grid(size // coarse, X.device, X.dtype)
+        sdf = polygon(Xc * coarse, Yc * coarse, vertices)
+        return torch.nn.functional.interpolate(sdf[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
     start = vertices
     end = torch.roll(vertices, -1, dims=1)
     edge_distance = capsules(X, Y, start, end, torch.zeros(start.shape[:2], device=X.device, dtype=X.dtype))
