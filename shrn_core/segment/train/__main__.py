@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--budget-minutes", type=float, default=17.0, help="training time of all runs together")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--resume", type=Path, help="checkpoint.pt of the previous run")
-    fit.add_argument("--batch", type=int, default=192)
+    fit.add_argument("--batch", type=int, default=256)
     fit.add_argument("--lr", type=float, default=3e-3)
     fit.add_argument("--device", default="auto")
     fit.add_argument("--heldout-pack", type=Path, help="faces never trained on, for the validation curves only")

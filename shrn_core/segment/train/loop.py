@@ -56,7 +56,7 @@ class TrainOptions:
     budget_minutes: float = 17.0
     seed: int = 0
     resume: Path | None = None
-    batch: int = 192
+    batch: int = 256
     lr: float = 3e-3
     weight_decay: float = 5e-5
     iou_weight: float = 0.5
