@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .textures import Random, rgb_to_gray
+from .textures import Random, on_device, rgb_to_gray
 
 
 @dataclass
@@ -157,20 +157,13 @@ def sensor_noise(rng: Random, images: torch.Tensor, p: float = 0.35, std=(0.005,
 
 
 # JPEG (ITU T.81 Annex K) quantisation tables.
-_LUMA_Q = torch.tensor([
-    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
-    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
-    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float32)
-_CHROMA_Q = torch.full((8, 8), 99.0)
-_CHROMA_Q[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]],
-                                 dtype=torch.float32)
-
-
-def _dct_matrix(device) -> torch.Tensor:
-    k = torch.arange(8, dtype=torch.float32, device=device)
-    m = torch.cos((2 * k[None] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
-    m[0] /= math.sqrt(2)
-    return m
+_LUMA_Q = [[16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
+           [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+           [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]]
+_CHROMA_Q = [[17, 18, 24, 47, 99, 99, 99, 99], [18, 21, 26, 66, 99, 99, 99, 99], [24, 26, 56, 99, 99, 99, 99, 99],
+             [47, 66, 99, 99, 99, 99, 99, 99]] + [[99] * 8] * 4
+_DCT = [[math.cos((2 * x + 1) * k * math.pi / 16) * math.sqrt((1 if k else 0.5) * 2 / 8) for x in range(8)]
+        for k in range(8)]
 
 
 def jpeg(rng: Random, images: torch.Tensor, p: float = 0.35, quality=(15, 90)) -> torch.Tensor:
@@ -183,14 +176,14 @@ def jpeg(rng: Random, images: torch.Tensor, p: float = 0.35, quality=(15, 90)) -
     m = x.shape[0]
     q = rng.uniform((m,), *quality)
     scale = torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)[:, None, None]
-    luma_q = ((_LUMA_Q.to(x.device) * scale + 50) / 100).floor().clamp(1, 255)
-    chroma_q = ((_CHROMA_Q.to(x.device) * scale + 50) / 100).floor().clamp(1, 255)
+    luma_q = ((on_device(_LUMA_Q, x.device) * scale + 50) / 100).floor().clamp(1, 255)
+    chroma_q = ((on_device(_CHROMA_Q, x.device) * scale + 50) / 100).floor().clamp(1, 255)
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     cb, cr = (F.avg_pool2d(c[:, None], 2)[:, 0] for c in (cb, cr))
-    dct = _dct_matrix(x.device)
+    dct = on_device(_DCT, x.device)
     y = _quantise(y - 128.0, dct, luma_q) + 128.0
     cb, cr = (F.interpolate(_quantise(c, dct, chroma_q)[:, None], scale_factor=2, mode="bilinear",
                             align_corners=False)[:, 0] for c in (cb, cr))

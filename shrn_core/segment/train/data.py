@@ -48,8 +48,15 @@ class Recipe:
 
 
 class CompositeSource:
-    def __init__(self, bank: augment.FaceBank, seed: int, crop_scale: float, recipe: Recipe | None = None):
+    """``chunk`` > 0: faces are generated ``chunk`` at a time and served in slices (the generator's
+    cost is mostly a fixed number of small GPU kernels per call, so large calls are cheaper per face)."""
+
+    def __init__(self, bank: augment.FaceBank, seed: int, crop_scale: float, recipe: Recipe | None = None,
+                 chunk: int = 0):
         self.bank = bank
+        self.chunk = int(chunk)
+        self._buffer: Batch | None = None
+        self._offset = 0
         self.rng = Random(seed, bank.device)
         self.recipe = recipe or Recipe()
         self.crop_scale = crop_scale
@@ -60,6 +67,15 @@ class CompositeSource:
             raise ValueError(f"unknown occluder kind(s): {', '.join(sorted(unknown))}")
 
     def next_batch(self, n: int, index: torch.Tensor | None = None) -> Batch:
+        if index is not None or self.chunk <= n:
+            return self.generate(n, index)
+        if self._buffer is None or self._offset + n > self.chunk:
+            self._buffer, self._offset = self.generate(self.chunk), 0
+        part = slice(self._offset, self._offset + n)
+        self._offset += n
+        return Batch(self._buffer.image[part], self._buffer.label[part], self._buffer.weight[part])
+
+    def generate(self, n: int, index: torch.Tensor | None = None) -> Batch:
         rng, recipe = self.rng, self.recipe
         image, region, valid, landmarks = self.bank.sample(rng, n, recipe.geometry, index)
         scene = Scene(image, landmarks, region, estimate_skin(image, landmarks), self.texture_bank, self.X, self.Y, rng)

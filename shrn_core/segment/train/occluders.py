@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from . import shapes
 from .scene import (LEFT_EDGE, LEFT_EYE_CORNERS, MASK_JAW, MASK_TOP, MASK_TOP_LOW, NOSE_TIP, RIGHT_EDGE,
                     RIGHT_EYE_CORNERS, UPPER_LIP, LOWER_LIP, FOREHEAD_TOP, Scene)
-from .textures import hsv_to_rgb, noise, palette, streaks, texture
+from .textures import hsv_to_rgb, noise, on_device, palette, streaks, texture
 
 LENS_LABEL_OPACITY = 0.35
 
@@ -78,14 +78,14 @@ def _skin_for_hands(scene: Scene) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- hands
 # Hand model in units of the palm width, hand frame: x across the palm (thumb side negative for a
 # right hand), y from the wrist towards the fingers, z out of the palm (the side the fingers curl to).
-_KNUCKLES = torch.tensor([[-0.36, 0.95], [-0.12, 1.0], [0.12, 0.97], [0.36, 0.88]])
-_PHALANGES = torch.tensor([[0.42, 0.25, 0.20], [0.47, 0.29, 0.21], [0.44, 0.27, 0.21], [0.34, 0.20, 0.18]])
-_FINGER_RADIUS = torch.tensor([[0.105, 0.085], [0.11, 0.088], [0.105, 0.085], [0.09, 0.072]])
-_SPREAD = torch.tensor([0.14, 0.0, -0.10, -0.24])  # radians, base spread of index..little
-_THUMB_BASE = torch.tensor([-0.40, 0.18])
-_THUMB = torch.tensor([0.45, 0.33, 0.28])
-_THUMB_RADIUS = torch.tensor([0.17, 0.125, 0.105, 0.09])
-_PALM = torch.tensor([[-0.38, 0.0], [0.38, 0.0], [0.47, 0.86], [0.12, 0.97], [-0.12, 1.0], [-0.46, 0.92]])
+_KNUCKLES = [[-0.36, 0.95], [-0.12, 1.0], [0.12, 0.97], [0.36, 0.88]]
+_PHALANGES = [[0.42, 0.25, 0.20], [0.47, 0.29, 0.21], [0.44, 0.27, 0.21], [0.34, 0.20, 0.18]]
+_FINGER_RADIUS = [[0.105, 0.085], [0.11, 0.088], [0.105, 0.085], [0.09, 0.072]]
+_SPREAD = [0.14, 0.0, -0.10, -0.24]  # radians, base spread of index..little
+_THUMB_BASE = [-0.40, 0.18]
+_THUMB = [0.45, 0.33, 0.28]
+_THUMB_RADIUS = [0.17, 0.125, 0.105, 0.09]
+_PALM = [[-0.38, 0.0], [0.38, 0.0], [0.47, 0.86], [0.12, 0.97], [-0.12, 1.0], [-0.46, 0.92]]
 
 
 def _rotation(axis: str, angle: torch.Tensor) -> torch.Tensor:
@@ -103,13 +103,14 @@ def _rotation(axis: str, angle: torch.Tensor) -> torch.Tensor:
 def _hand_skeleton(scene: Scene):
     """Per hand: capsule starts/ends (n, K, 3) in palm units, radii (n, K), palm polygon (n, 6, 3)."""
     rng, n, device = scene.rng, scene.n, scene.rng.device
-    knuckles, phalanges = _KNUCKLES.to(device), _PHALANGES.to(device)
-    finger_radius, spread = _FINGER_RADIUS.to(device), _SPREAD.to(device)
+    knuckles, phalanges = on_device(_KNUCKLES, device), on_device(_PHALANGES, device)
+    finger_radius, spread = on_device(_FINGER_RADIUS, device), on_device(_SPREAD, device)
+    thumb, thumb_radius = on_device(_THUMB, device), on_device(_THUMB_RADIUS, device)
     # Curl per finger: a shared pose (open, relaxed, fist) plus per-finger variation; sometimes pointing.
     curl = (rng.uniform((n, 1)) ** 1.3 + rng.normal((n, 4), 0.0, 0.15)).clamp(0.0, 1.0)
     pointing = rng.chance((n,), 0.15)
     curl[:, 0] = torch.where(pointing, rng.uniform((n,), 0.0, 0.15), curl[:, 0])
-    joint_max = torch.tensor([1.45, 1.75, 1.2], device=device)  # MCP, PIP, DIP flexion at full curl
+    joint_max = on_device([1.45, 1.75, 1.2], device)  # MCP, PIP, DIP flexion at full curl
     flex = curl[..., None] * joint_max * rng.uniform((n, 4, 3), 0.8, 1.1)
     splay = spread * rng.uniform((n, 1), 0.0, 1.8) + rng.normal((n, 4), 0.0, 0.05)
     starts, ends, radii = [], [], []
@@ -131,27 +132,27 @@ def _hand_skeleton(scene: Scene):
     # Thumb: from the base of the palm outwards, opposing more when the hand curls.
     thumb_curl = (curl.mean(1) + rng.normal((n,), 0.0, 0.2)).clamp(0.0, 1.0)
     out_angle = rng.uniform((n,), 0.5, 1.1) - 0.35 * thumb_curl
-    point = torch.cat([_THUMB_BASE.to(device).expand(n, 2), torch.zeros(n, 1, device=device)], -1)
+    point = torch.cat([on_device(_THUMB_BASE, device).expand(n, 2), torch.zeros(n, 1, device=device)], -1)
     heading = torch.stack([-torch.sin(out_angle), torch.cos(out_angle)], -1)
     lift = 0.3 + 0.6 * thumb_curl
     for joint in range(3):
         angle = lift * (joint + 1) * 0.6
         direction = torch.cat([heading * torch.cos(angle)[:, None], torch.sin(angle)[:, None]], -1)
-        nxt = point + direction * _THUMB[joint]
+        nxt = point + direction * thumb[joint]
         starts.append(point)
         ends.append(nxt)
-        radii.append(torch.stack([_THUMB_RADIUS[joint].expand(n), _THUMB_RADIUS[joint + 1].expand(n)], -1).to(device))
+        radii.append(torch.stack([thumb_radius[joint].expand(n), thumb_radius[joint + 1].expand(n)], -1))
         point = nxt
     # Palm thickness (seen from the side) and the forearm (goes out of the picture).
     zero = torch.zeros(n, 3, device=device)
-    starts.append(zero + torch.tensor([0.0, 0.1, 0.0], device=device))
-    ends.append(zero + torch.tensor([0.0, 0.85, 0.0], device=device))
-    radii.append(torch.tensor([0.2, 0.2], device=device).expand(n, 2))
+    starts.append(zero + on_device([0.0, 0.1, 0.0], device))
+    ends.append(zero + on_device([0.0, 0.85, 0.0], device))
+    radii.append(on_device([0.2, 0.2], device).expand(n, 2))
     forearm = rng.uniform((n,), 2.5, 4.5)
     starts.append(zero.clone())
     ends.append(torch.stack([rng.normal((n,), 0.0, 0.3), -forearm, torch.zeros(n, device=device)], -1))
     radii.append(torch.stack([torch.full((n,), 0.3, device=device), rng.uniform((n,), 0.32, 0.42)], -1))
-    palm = torch.cat([_PALM.to(device).expand(n, 6, 2), torch.zeros(n, 6, 1, device=device)], -1)
+    palm = torch.cat([on_device(_PALM, device).expand(n, 6, 2), torch.zeros(n, 6, 1, device=device)], -1)
     return torch.stack(starts, 1), torch.stack(ends, 1), torch.stack(radii, 1), palm
 
 
@@ -159,8 +160,7 @@ def hand(scene: Scene) -> Layer:
     rng, n, X, Y = scene.rng, scene.n, scene.X, scene.Y
     starts, ends, radii, palm = _hand_skeleton(scene)
     mirror = rng.sign((n,))  # left or right hand
-    flip = torch.tensor([1.0, 1.0, 1.0], device=rng.device).repeat(n, 1)
-    flip[:, 0] = mirror
+    flip = torch.stack([mirror, torch.ones_like(mirror), torch.ones_like(mirror)], -1)
     starts, ends, palm = starts * flip[:, None], ends * flip[:, None], palm * flip[:, None]
     # Orientation: roll about the hand's long axis (palm, side or back to the camera), tilt, then
     # the in-picture direction of the fingers (mostly up or sideways: hands come from below).
@@ -174,7 +174,7 @@ def hand(scene: Scene) -> Layer:
     to_image = _rotation("z", face_angle) @ rotation
 
     def place(points):  # (n, K, 3) hand units -> (n, K, 2) pixels, depth (n, K)
-        moved = (points - torch.tensor([0.0, 0.5, 0.0], device=rng.device)) @ to_image.transpose(1, 2)
+        moved = (points - on_device([0.0, 0.5, 0.0], rng.device)) @ to_image.transpose(1, 2)
         # Hand "up" (+y) should point up in the picture: image y grows downwards.
         xy = torch.stack([moved[..., 0], -moved[..., 1]], -1) * unit[:, None, None] + centre[:, None]
         return xy, moved[..., 2] * unit[:, None]
@@ -196,7 +196,7 @@ def hand(scene: Scene) -> Layer:
     palm_depth = palm_z.mean(1)[:, None, None].expand_as(palm_sdf)
     depth = torch.cat([depth, torch.where(palm_sdf < 0, palm_depth, torch.full_like(palm_sdf, 1e9))[:, None]], 1)
     winner = depth.argmin(1, keepdim=True)
-    palm_normal = to_image[:, :, 2] * torch.tensor([1.0, -1.0, -1.0], device=rng.device)
+    palm_normal = to_image[:, :, 2] * on_device([1.0, -1.0, -1.0], rng.device)
     pad = lambda t, v: torch.cat([t, v.expand(n, 1, *t.shape[2:]).to(t.dtype)], 1)  # noqa: E731
     normals = [pad(nx, palm_normal[:, 0].reshape(n, 1, 1, 1)), pad(ny, palm_normal[:, 1].reshape(n, 1, 1, 1)),
                pad(nz, palm_normal[:, 2].abs().reshape(n, 1, 1, 1))]
@@ -448,11 +448,8 @@ def cup(scene: Scene) -> Layer:
 def _hair_colour(scene: Scene) -> torch.Tensor:
     rng, n = scene.rng, scene.n
     family = rng.choice(n, [3.0, 2.5, 1.5, 1.2, 0.7, 0.7, 0.5])
-    hsv = torch.stack([
-        torch.tensor([0.07, 0.3, 0.06]), torch.tensor([0.06, 0.55, 0.2]), torch.tensor([0.07, 0.55, 0.38]),
-        torch.tensor([0.11, 0.45, 0.72]), torch.tensor([0.03, 0.7, 0.4]), torch.tensor([0.08, 0.05, 0.7]),
-        torch.tensor([0.0, 0.8, 0.6]),
-    ]).to(rng.device)[family]
+    hsv = on_device([[0.07, 0.3, 0.06], [0.06, 0.55, 0.2], [0.07, 0.55, 0.38], [0.11, 0.45, 0.72], [0.03, 0.7, 0.4],
+                     [0.08, 0.05, 0.7], [0.0, 0.8, 0.6]], rng.device)[family]
     hue = torch.where(family == 6, rng.uniform((n,)), hsv[:, 0] + rng.normal((n,), 0, 0.015))
     return hsv_to_rgb(hue, (hsv[:, 1] * rng.uniform((n,), 0.7, 1.2)).clamp(0, 1),
                       (hsv[:, 2] * rng.uniform((n,), 0.7, 1.3)).clamp(0, 1))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .textures import Random
+from .textures import Random, on_device
 
 # mediapipe face-mesh landmark ids used to place occluders (subject's right = image left when frontal).
 RIGHT_EYE_CORNERS = (33, 133)  # outer, inner
@@ -59,7 +59,7 @@ class Scene:
         """Landmark(s): an int -> (n, 2); a sequence -> (n, K, 2)."""
         if isinstance(ids, int):
             return self.landmarks[:, ids]
-        return self.landmarks[:, list(ids)]
+        return self.landmarks[:, on_device(list(ids), self.landmarks.device, torch.long)]
 
     def eye_centres(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.point(RIGHT_EYE_CORNERS).mean(1), self.point(LEFT_EYE_CORNERS).mean(1)
@@ -88,7 +88,7 @@ class Scene:
 
     def anchor(self, ids=ANCHORS, jitter: float = 0.1) -> torch.Tensor:
         """A random landmark from ``ids`` per sample, moved by up to ``jitter`` x face height."""
-        choice = torch.as_tensor(ids, device=self.landmarks.device)[self.rng.integers((self.n,), len(ids))]
+        choice = on_device(list(ids), self.landmarks.device, torch.long)[self.rng.integers((self.n,), len(ids))]
         point = self.landmarks[torch.arange(self.n, device=choice.device), choice]
         return point + self.rng.normal((self.n, 2), 0.0, jitter) * self.face_height()[:, None]
 
@@ -97,7 +97,7 @@ def estimate_skin(image: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
     """Skin colour (n, 3): median over small blurred patches at forehead, cheeks and nose ridge."""
     size = image.shape[-1]
     blurred = F.avg_pool2d(image, 7, stride=1, padding=3, count_include_pad=False)
-    points = landmarks[:, list(SKIN_SAMPLES)]  # (n, K, 2)
+    points = landmarks[:, on_device(list(SKIN_SAMPLES), landmarks.device, torch.long)]  # (n, K, 2)
     grid = (points / size * 2.0 - 1.0)[:, None]  # (n, 1, K, 2)
     samples = F.grid_sample(blurred, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return samples[:, :, 0].median(dim=-1).values  # (n, 3)

@@ -11,6 +11,20 @@ import torch
 import torch.nn.functional as F
 
 
+_CONSTANTS: dict = {}
+
+
+def on_device(values, device, dtype=torch.float32) -> torch.Tensor:
+    """A constant tensor of (nested) Python numbers on ``device``, created once: on a GPU a fresh
+    ``torch.tensor(..., device=cuda)`` is a blocking host-to-device copy, which the data generator
+    would otherwise make thousands of times per batch."""
+    key = (repr(values), str(device), dtype)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return tensor
+
+
 class Random:
     """Seeded draws on one device. Shapes are tuples; ``lo``/``hi`` may be tensors that broadcast."""
 
@@ -33,7 +47,7 @@ class Random:
 
     def choice(self, n: int, probabilities) -> torch.Tensor:
         """``n`` indices drawn from a categorical distribution."""
-        p = torch.as_tensor(probabilities, dtype=torch.float32, device=self.device)
+        p = on_device(list(probabilities), self.device)
         return torch.multinomial(p / p.sum(), n, replacement=True, generator=self.generator)
 
     def log_uniform(self, shape, lo: float, hi: float) -> torch.Tensor:
@@ -51,7 +65,7 @@ def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tenso
 
 
 def rgb_to_gray(images: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype)
+    weights = on_device([0.299, 0.587, 0.114], images.device, images.dtype)
     return (images * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
 
 
