@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from shrn_core.segment.api import DEFAULT_BACKEND
+
 from .. import common
 
 
@@ -16,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def segment(
     ctx: typer.Context,
     inputs: List[Path] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    backend: str = typer.Option("auto", "--backend",
+    backend: str = typer.Option(DEFAULT_BACKEND, "--backend",
                                 help="auto (training-free), learned (shrn's own trained network) or deeplabv3."),
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="learned: a retrained model folder (default: the shipped one); "
