@@ -77,24 +77,30 @@ def aligned_crop(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
 
 def paste_back(values: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Warp a crop-frame float map into the photo (``shape`` = (height, width)); 0 outside the crop.
+    """Warp a crop-frame float map into the photo (``shape`` = (height, width)); 0 outside the crop."""
+    out = np.zeros(shape, np.float32)
+    box, part = paste_back_box(values, matrix, shape)
+    out[box] = part
+    return out
 
-    Only the photo rectangle the crop covers is computed.
-    """
+
+def paste_back_box(values: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Like ``paste_back`` but only for the photo rectangle the crop covers: ``((rows, columns), values)``
+    (everything outside is 0), so large photos cost no more than small ones."""
     height, width = shape
     size_y, size_x = values.shape[:2]
-    out = np.zeros((height, width), np.float32)
     corners = apply(invert(matrix), np.array([[0, 0], [size_x, 0], [0, size_y], [size_x, size_y]], np.float64))
     x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, [width, height])
-    if x1 <= x0 or y1 <= y0:
-        return out
+    x1, y1 = max(int(x1), int(x0)), max(int(y1), int(y0))
+    box = (slice(int(y0), y1), slice(int(x0), x1))
+    if x1 == x0 or y1 == y0:
+        return box, np.zeros((y1 - y0, x1 - x0), np.float32)
     # crop -> sub-rectangle of the photo = shift o inverse(matrix)
     shifted = _compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), invert(matrix))
-    out[y0:y1, x0:x1] = cv2.warpAffine(np.ascontiguousarray(values, np.float32), _opencv(shifted),
-                                       (int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    return out
+    part = cv2.warpAffine(np.ascontiguousarray(values, np.float32), _opencv(shifted), (x1 - int(x0), y1 - int(y0)),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return box, part
 
 
 FOREHEAD_TOP, CHIN = 10, 152  # mediapipe face-mesh ids

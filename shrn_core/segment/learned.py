@@ -165,8 +165,11 @@ class LearnedSegmenter:
             # Optional cue: hands found by the face stage (palm + fingers drawn from their landmarks).
             hands = regions.hands_mask(analysis.hands, (size, size), lambda p: crop.apply(matrix, p)) > 0
             prob_crop = np.maximum(prob_crop, hands.astype(np.float32))
-        probability = np.clip(crop.paste_back(prob_crop * counted, matrix, (height, width)), 0.0, 1.0)
-        mask = np.where(probability >= self.spec.threshold, 255, 0).astype(np.uint8)
+        box, part = crop.paste_back_box(prob_crop * counted, matrix, (height, width))
+        probability = np.zeros((height, width), np.float32)
+        probability[box] = np.clip(part, 0.0, 1.0)
+        mask = np.zeros((height, width), np.uint8)
+        mask[box] = np.where(probability[box] >= self.spec.threshold, 255, 0)
         face_region = regions.face_region(landmarks, (height, width))
         info = {"model": self.spec.source, "input_size": size, "crop_scale": self.spec.crop_scale,
                 "threshold": self.spec.threshold}
