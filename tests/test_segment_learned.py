@@ -45,7 +45,7 @@ def tiny_pack(tmp_path_factory, shared_data):
 def trained(tiny_pack, tmp_path_factory):
     """Two steps, then one resumed step: the second run's output folder."""
     root = tmp_path_factory.mktemp("runs")
-    common = dict(pack=tiny_pack, batch=4, device="cpu", validate_every_s=1e9, validation_batches=1,
+    common = dict(pack=tiny_pack, batch=4, data_batch=8, device="cpu", validate_every_s=1e9, validation_batches=1,
                   minutes=5, budget_minutes=10, commit="test")
     Trainer(TrainOptions(out=root / "run1", max_steps=2, **common)).run()
     Trainer(TrainOptions(out=root / "run2", max_steps=1, resume=root / "run1" / "checkpoint.pt", **common)).run()
