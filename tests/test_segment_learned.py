@@ -135,6 +135,31 @@ def test_generator_is_seeded_and_labels_each_kind(tiny_pack):
         assert (batch.label * batch.weight).sum(dim=(1, 2, 3)).gt(0).sum() >= 2, kind
 
 
+class _Plain:
+    """A second data source for ``--extra-source``: grey pictures, a square occluder label."""
+
+    def __init__(self, size, device, seed):
+        self.size = size
+
+    def next_batch(self, n):
+        label = torch.zeros(n, 1, self.size, self.size)
+        label[:, :, 10:30, 10:30] = 1
+        return {"image": torch.full((n, 3, self.size, self.size), 0.5), "label": label}
+
+
+def test_an_extra_source_fills_its_share_of_each_batch(tiny_pack):
+    from shrn_core.segment.train.data import MixedSource, load_extra_source
+
+    bank = augment.FaceBank(load_pack(tiny_pack), "cpu", region_margin=0.2)
+    extra = load_extra_source(f"{__name__}:_Plain", NET, "cpu", 0)
+    batch = MixedSource(CompositeSource(bank, seed=1, crop_scale=1.25), extra, 0.25).next_batch(8)
+    assert batch.image.shape == (8, 3, NET, NET) and batch.weight.shape == (8, 1, NET, NET)
+    assert torch.all(batch.image[6:] == 0.5) and torch.all(batch.weight[6:] == 1)
+    assert batch.label[6:, :, 10:30, 10:30].min() == 1 and batch.label[6:].sum() == 2 * 400
+    with pytest.raises(ValueError, match="module:factory"):
+        load_extra_source("no_colon", NET, "cpu", 0)
+
+
 def test_training_runs_resumes_and_writes_a_model_folder(trained):
     checkpoint = trained / "checkpoint.pt"
     assert checkpoint.stat().st_size < 16e6

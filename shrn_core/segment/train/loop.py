@@ -157,6 +157,12 @@ class Trainer:
             sets["val"] = [source.next_batch(n) for _ in range(self.options.validation_batches)]
             if self.options.heldout_pack:
                 held = load_pack(self.options.heldout_pack)
+                if (held.meta["net_size"], held.meta["crop_scale"]) != (self.size, self.crop_scale):
+                    from ...errors import InputError
+
+                    raise InputError(f"held-out pack made for {held.meta['net_size']} px / crop scale "
+                                     f"{held.meta['crop_scale']}, training pack for {self.size} px / {self.crop_scale}",
+                                     self.options.heldout_pack)
                 held_bank = FaceBank(held, self.device, self.options.region_margin)
                 source = CompositeSource(held_bank, seed=424_242, crop_scale=self.crop_scale, recipe=self.recipe)
                 sets["heldout"] = [source.next_batch(n) for _ in range(self.options.validation_batches)]
