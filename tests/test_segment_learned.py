@@ -127,6 +127,11 @@ def test_generator_is_seeded_and_labels_each_kind(tiny_pack):
     assert torch.equal(first.image, again.image) and torch.equal(first.label, again.label)
     assert not torch.equal(first.image, other.image)
     assert first.image.shape == (4, 3, NET, NET) and set(first.label.unique().tolist()) <= {0.0, 1.0}
+    chunked = CompositeSource(bank, seed=3, crop_scale=1.25, chunk=4, reuse=2)
+    served = [chunked.next_batch(2) for _ in range(4)]  # one chunk of 4, then its mirrored second pass
+    assert torch.equal(torch.cat([served[0].image, served[1].image]), first.image)
+    second = torch.cat([served[2].label, served[3].label]).flip(-1)
+    assert sorted(float(x.sum()) for x in second) == sorted(float(x.sum()) for x in first.label)
     clean = CompositeSource(bank, seed=5, crop_scale=1.25, recipe=Recipe(layers=[1.0])).next_batch(4)
     assert clean.label.sum() == 0 and clean.weight.sum() > 0
     for kind in KINDS:

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--resume", type=Path, help="checkpoint.pt of the previous run")
     fit.add_argument("--batch", type=int, default=256)
     fit.add_argument("--data-batch", type=int, default=1024, help="faces generated per generator call")
+    fit.add_argument("--reuse", type=int, default=2, help="passes over each generated chunk (later ones mirrored)")
     fit.add_argument("--lr", type=float, default=3e-3)
     fit.add_argument("--device", default="auto")
     fit.add_argument("--heldout-pack", type=Path, help="faces never trained on, for the validation curves only")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             from .loop import Trainer, TrainOptions
 
             options = TrainOptions(pack=args.pack, out=args.out, minutes=args.minutes, budget_minutes=args.budget_minutes,
-                                   seed=args.seed, resume=args.resume, batch=args.batch, data_batch=args.data_batch,
+                                   seed=args.seed, resume=args.resume, batch=args.batch, data_batch=args.data_batch, reuse=args.reuse,
                                    lr=args.lr, device=args.device,
                                    heldout_pack=args.heldout_pack, validate_every_s=args.validate_every,
                                    extra_source=args.extra_source, extra_share=args.extra_share, compile=args.compile,

@@ -58,6 +58,7 @@ class TrainOptions:
     resume: Path | None = None
     batch: int = 256
     data_batch: int = 1024  # faces generated per generator call (served in training batches)
+    reuse: int = 2  # passes over each generated chunk (the second one mirrored)
     lr: float = 3e-3
     weight_decay: float = 5e-5
     iou_weight: float = 0.5
@@ -126,7 +127,7 @@ class Trainer:
         self.recipe = Recipe()
         # A different data stream per run (seed, run) so a resumed run does not replay the first one.
         source = CompositeSource(bank, seed=options.seed * 1000 + self.run_index, crop_scale=self.crop_scale,
-                                 recipe=self.recipe, chunk=options.data_batch)
+                                 recipe=self.recipe, chunk=options.data_batch, reuse=options.reuse)
         if options.extra_source:
             extra = load_extra_source(options.extra_source, self.size, self.device, options.seed * 1000 + self.run_index)
             source = MixedSource(source, extra, options.extra_share)
