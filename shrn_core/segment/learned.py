@@ -23,7 +23,6 @@ from . import crop, regions
 from .types import SegmentationResult
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "occlusion_net"
-CHECKPOINT_FORMAT = "shrn.segnet_checkpoint"
 
 
 @dataclass
@@ -39,8 +38,7 @@ class ModelSpec:
 
 def resolve_model_files(weights: str | Path | None) -> tuple[dict, dict, str]:
     """(config, state dict, description) for ``weights`` (None = the shipped model)."""
-    from ..formats.core import read_json
-    from .occnet import CONFIG_NAME, MODEL_FORMAT, WEIGHTS_NAME, load_state
+    from .occnet import CHECKPOINT_FORMAT, CONFIG_NAME, WEIGHTS_NAME, load_state
 
     path = Path(weights) if weights is not None else SHIPPED_MODEL
     if weights is None and not (path / CONFIG_NAME).is_file():
@@ -52,10 +50,7 @@ def resolve_model_files(weights: str | Path | None) -> tuple[dict, dict, str]:
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
             raise WeightsError(f"not an occlusion-network folder: no {CONFIG_NAME}", folder)
-        try:
-            config = read_json(config_path, MODEL_FORMAT.removeprefix("shrn."), required=("architecture", "input"))
-        except Exception as exc:  # FormatError/InputError: the folder is not a usable model
-            raise WeightsError(f"unreadable model config: {exc}", config_path) from None
+        config = _read_config(config_path)
         weights_path = folder / config.get("weights", {}).get("file", WEIGHTS_NAME)
         return config, _load(weights_path, load_state), str(folder)
     if not path.is_file():
@@ -66,9 +61,19 @@ def resolve_model_files(weights: str | Path | None) -> tuple[dict, dict, str]:
         return config, state["model"], str(path)
     beside = path.parent / CONFIG_NAME
     if beside.is_file():
-        config, _, _ = resolve_model_files(beside)
-        return config, state, str(path)
+        return _read_config(beside), state, str(path)
     raise WeightsError(f"a bare weights file needs its {CONFIG_NAME} beside it (or pass the model folder)", path)
+
+
+def _read_config(path: Path) -> dict:
+    from ..errors import FormatError
+    from ..formats.core import read_json
+    from .occnet import MODEL_KIND
+
+    try:
+        return read_json(path, MODEL_KIND, required=("architecture", "input"))
+    except (FormatError, InputError) as exc:
+        raise WeightsError(f"unreadable model config: {exc}", path) from None
 
 
 def _load(path: Path, load_state):
@@ -110,7 +115,6 @@ class LearnedSegmenter:
             raise InputError(f"region_margin must be >= 0, got {self.spec.region_margin}")
         self.batch_size = max(int(batch_size), 1)
         self.use_hands = bool(use_hands)
-        self.training = config.get("training", {})
 
     # ------------------------------------------------------------------------------ network
     def probability_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -127,7 +131,7 @@ class LearnedSegmenter:
             for start in range(0, len(crops), self.batch_size):
                 part = torch.from_numpy(crops[start:start + self.batch_size]).to(self.device)
                 images = normalise(part.permute(0, 3, 1, 2).float() / 255.0).contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                     logits = self.model(images)
                 out.append(torch.sigmoid(logits.float())[:, 0].cpu().numpy())
         probability = np.concatenate(out) if out else np.zeros((0, self.spec.size, self.spec.size), np.float32)
@@ -172,7 +176,7 @@ class LearnedSegmenter:
         mask[box] = np.where(probability[box] >= self.spec.threshold, 255, 0)
         face_region = regions.face_region(landmarks, (height, width))
         info = {"model": self.spec.source, "input_size": size, "crop_scale": self.spec.crop_scale,
-                "threshold": self.spec.threshold}
+                "threshold": self.spec.threshold, "hands": self.use_hands}
         return SegmentationResult(mask=mask, face_region=face_region, probability=probability, backend=self.name,
                                   face_index=analysis.selected, info=info)
 

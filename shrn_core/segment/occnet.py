@@ -128,7 +128,9 @@ def parameter_count(model: nn.Module) -> int:
 
 
 # ------------------------------------------------------------------------------------- model folders
-MODEL_FORMAT = "shrn.occlusion_net"
+MODEL_KIND = "occlusion_net"  # config.json's format is "shrn.occlusion_net"
+MODEL_FORMAT = f"shrn.{MODEL_KIND}"
+CHECKPOINT_FORMAT = "shrn.segnet_checkpoint"  # training checkpoints (also accepted as weights)
 MODEL_SCHEMA_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "occlusion_net.pt"

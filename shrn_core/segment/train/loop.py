@@ -23,14 +23,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..occnet import OccNet, OccNetConfig, normalise, parameter_count, save_folder
+from ..occnet import CHECKPOINT_FORMAT, OccNet, OccNetConfig, normalise, parameter_count, save_folder
 from .augment import FaceBank
 from .data import Batch, CompositeSource, MixedSource, Recipe, load_extra_source
 from .pack import load_pack
 
 log = logging.getLogger("shrn.segment.train")
 
-CHECKPOINT_FORMAT = "shrn.segnet_checkpoint"
 WARMUP_STEPS = 300
 FINAL_LR_FRACTION = 0.02
 SAVE_EVERY_S = 120.0  # a checkpoint also lands every two minutes (a killed run loses little)

@@ -42,11 +42,6 @@ def _softness(scene: Scene, lo: float = 0.5, hi: float = 1.3) -> torch.Tensor:
     return torch.where(blurry, soft * scene.rng.uniform((scene.n,), 2.0, 4.0), soft)
 
 
-def _to_pixels(origin, across, down, uv):
-    """Face-frame offsets (n, K, 2) (u across, v down, in px) -> pixel points (n, K, 2)."""
-    return origin[:, None] + uv[..., :1] * across[:, None] + uv[..., 1:] * down[:, None]
-
-
 def _lit(normal_x, normal_y, normal_z, light: torch.Tensor, ambient: torch.Tensor) -> torch.Tensor:
     """Lambert shading of unit normals (n, ..., H, W) with ``light`` (n, 3) and ``ambient`` (n,)."""
     shape = (-1,) + (1,) * (normal_x.dim() - 1)
