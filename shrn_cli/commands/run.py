@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from shrn_core.segment.api import DEFAULT_BACKEND
+
 from .. import common
 
 
@@ -18,8 +20,9 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     inputs: List[Path] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    segment_backend: str = typer.Option("auto", "--segment-backend", help="auto or deeplabv3."),
-    segment_weights: Optional[Path] = typer.Option(None, "--segment-weights", help="Checkpoint for deeplabv3."),
+    segment_backend: str = typer.Option(DEFAULT_BACKEND, "--segment-backend", help="auto, learned or deeplabv3."),
+    segment_weights: Optional[Path] = typer.Option(None, "--segment-weights",
+                                                   help="learned: a retrained model folder; deeplabv3: a checkpoint."),
     inpaint_backend: str = typer.Option("face", "--inpaint-backend", help="face, telea, ns or repaint."),
     inpaint_weights: Optional[Path] = typer.Option(None, "--inpaint-weights", help="DDPM model folder for repaint."),
     reconstruct_backend: str = typer.Option("fit", "--reconstruct-backend", help="fit or hrn."),

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from shrn_core.segment.api import DEFAULT_BACKEND
+
 from .. import common
 
 
@@ -16,8 +18,11 @@ def register(app: typer.Typer) -> None:
 def segment(
     ctx: typer.Context,
     inputs: List[Path] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    backend: str = typer.Option("auto", "--backend", help="auto (training-free, no download) or deeplabv3."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="DeepLabV3 checkpoint (deeplabv3 backend)."),
+    backend: str = typer.Option(DEFAULT_BACKEND, "--backend",
+                                help="auto (training-free), learned (shrn's own trained network) or deeplabv3."),
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="learned: a retrained model folder (default: the shipped one); "
+                                                "deeplabv3: a DeepLabV3 checkpoint."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to segment (0 = largest)."),
     prob: bool = typer.Option(False, "--prob", help="Also write <stem>.mask_prob.png (soft occlusion map)."),
     occluder_class: List[int] = typer.Option([1], "--occluder-class",
@@ -43,9 +48,11 @@ def segment(
         if opts["backend"] == "deeplabv3":
             segmenter = create_backend("deeplabv3", device=opts["device"], weights=opts["weights"],
                                        occluder_classes=list(opts["occluder_class"]))
+        elif opts["backend"] == "learned":
+            segmenter = create_backend("learned", device=opts["device"], weights=opts["weights"])
         else:
             if opts["weights"] is not None:
-                common.log.warning("--weights is only used by --backend deeplabv3; ignored")
+                common.log.warning("--weights is only used by --backend learned and deeplabv3; ignored")
             segmenter = create_backend(opts["backend"], device=opts["device"], overhang=float(opts["overhang"]))
     except ShrnError as err:
         common.fail(err)

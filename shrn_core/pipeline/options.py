@@ -30,9 +30,15 @@ def parse_stage_options(items: list[str]) -> dict[str, dict[str, Any]]:
     return parsed
 
 
+def _default_segment_backend() -> str:
+    from ..segment.api import DEFAULT_BACKEND
+
+    return DEFAULT_BACKEND
+
+
 @dataclass
 class PipelineOptions:
-    segment_backend: str = "auto"
+    segment_backend: str = field(default_factory=lambda: _default_segment_backend())
     inpaint_backend: str = "face"
     reconstruct_backend: str = "fit"
     segment_options: dict[str, Any] = field(default_factory=dict)

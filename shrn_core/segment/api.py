@@ -15,6 +15,9 @@ from .types import SegmentationResult
 log = logging.getLogger("shrn.segment")
 
 BACKENDS: Registry = Registry("segment")
+# The backend of ``shrn segment`` and ``shrn run`` when none is named. ``learned`` replaces ``auto``
+# once shipped weights beat it on the measures of docs/benchmarks.md (see docs/segmentation.md).
+DEFAULT_BACKEND = "auto"
 
 
 @BACKENDS.register("auto")
@@ -31,7 +34,14 @@ def _deeplab(device: str | None = "auto", **options):
     return DeepLabSegmenter(device=device or "auto", **options)
 
 
-def create_backend(name: str = "auto", device: str | None = None, **options):
+@BACKENDS.register("learned")
+def _learned(device: str | None = "auto", **options):
+    from .learned import LearnedSegmenter
+
+    return LearnedSegmenter(device=device or "auto", **options)
+
+
+def create_backend(name: str = DEFAULT_BACKEND, device: str | None = None, **options):
     """A backend instance (load it once, call it on many images)."""
     try:
         return BACKENDS.create(name, device=device, **options)
@@ -39,7 +49,7 @@ def create_backend(name: str = "auto", device: str | None = None, **options):
         raise InputError(f"bad option for segment backend {name!r}: {exc}") from None
 
 
-def segment(image: str | Path | np.ndarray, face_analysis: FaceAnalysis | None = None, backend: Any = "auto",
+def segment(image: str | Path | np.ndarray, face_analysis: FaceAnalysis | None = None, backend: Any = DEFAULT_BACKEND,
             face_index: int | None = None, **options) -> SegmentationResult:
     """Occlusion mask of one face in ``image`` (a path or an HxWx3 uint8 RGB array).
 
@@ -67,7 +77,7 @@ def segment(image: str | Path | np.ndarray, face_analysis: FaceAnalysis | None =
     return segmenter(rgb, face_analysis)
 
 
-def segment_file(path: str | Path, out_dir: str | Path | None = None, backend: Any = "auto",
+def segment_file(path: str | Path, out_dir: str | Path | None = None, backend: Any = DEFAULT_BACKEND,
                  face_index: int | None = None, probability: bool = False, overwrite: bool = False,
                  **options) -> dict[str, Any]:
     """Segment one photo and write its masks (and its face JSON when analysis had to run).

@@ -69,10 +69,19 @@ def inter_ocular(landmarks: np.ndarray) -> float:
 def face_region(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The face as the union of the face-mesh triangles, holes (eyes, mouth) filled."""
     triangles = load_topology().triangles
+    points = np.asarray(landmarks, np.float64)[:, :2]
     region = np.zeros(shape, np.uint8)
-    cv2.fillPoly(region, list(_fixed(np.asarray(landmarks)[triangles])), 255, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
-    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(region, contours, -1, 255, thickness=cv2.FILLED)
+    # Rasterised in the face's bounding box only (an integer shift changes no pixel): large photos
+    # cost no more than small ones.
+    x0, y0 = np.maximum(np.floor(points.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(points.max(axis=0)).astype(int) + 2, [shape[1], shape[0]])
+    if x1 <= x0 or y1 <= y0:
+        return region
+    box = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(box, list(_fixed((points - [x0, y0])[triangles])), 255, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    contours, _ = cv2.findContours(box, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(box, contours, -1, 255, thickness=cv2.FILLED)
+    region[y0:y1, x0:x1] = box
     return region
 
 
