@@ -29,6 +29,8 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object per input
 OverwriteOption = typer.Option(False, "--overwrite", help="Recompute outputs that already exist.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Only errors on stderr.")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr.")
+MaxPixelsOption = typer.Option(None, "--max-pixels", help="Refuse images above this many pixels, checked from the "
+                               "file header before decoding (default 100000000).")
 
 
 @dataclass
@@ -68,6 +70,13 @@ def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dic
     values = {k: v for k, v in values.items() if k not in ("ctx", "config")}
     opts = apply_config(ctx, command, ctx.params.get("config"), values)
     setup_logging(opts["quiet"], opts["verbose"])
+    if "max_pixels" in opts:
+        from shrn_core.formats.image import set_max_pixels
+
+        try:
+            set_max_pixels(opts["max_pixels"])
+        except ShrnError as err:
+            fail(err)
     return opts, RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
 
 

@@ -29,6 +29,7 @@ def reconstruct(
     texture_size: Optional[int] = typer.Option(None, "--texture-size", help="fit: albedo texture side (512)."),
     assets: Optional[Path] = typer.Option(None, "--assets", help="Backend assets folder (hrn)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Backend weights file (hrn)."),
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

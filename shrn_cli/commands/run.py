@@ -32,6 +32,7 @@ def run(
     batch_size: int = typer.Option(1, "--batch-size", help="Images per forward pass on CUDA where a stage supports it."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to use (0 = largest)."),
     option: List[str] = typer.Option([], "--option", "-O", help="STAGE.KEY=VALUE backend option, e.g. reconstruct.render_size=192 (repeatable)."),
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,
