@@ -111,11 +111,28 @@ def apply_config(ctx: typer.Context, command: str, config_path: Optional[Path], 
     if unknown:
         fail(InputError(f"unknown option(s) for 'shrn {command}': {', '.join(unknown)}", config_path))
     merged = dict(values)
+    params = {param.name: param for param in ctx.command.params}
     for key, value in config.items():
         source = ctx.get_parameter_source(key)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-            merged[key] = Path(value) if isinstance(values.get(key), Path) else value
+            merged[key] = _convert(ctx, params.get(key), key, value, config_path)
     return merged
+
+
+def _convert(ctx: typer.Context, param, key: str, value: Any, config_path: Optional[Path]) -> Any:
+    """A config value checked and converted exactly as the same value on the command line would be."""
+    if param is None or value is None:
+        return value
+    many = getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1
+    if isinstance(value, list) and not many:
+        fail(InputError(f"option {key!r} takes one value, not a list", config_path))
+    if many and not isinstance(value, list):
+        value = [value]
+    try:
+        return param.process_value(ctx, value)
+    except (typer.BadParameter, ValueError, TypeError) as exc:
+        message = (getattr(exc, "message", None) or str(exc) or "invalid value").splitlines()[0]
+        fail(InputError(f"option {key!r}: {message}", config_path))
 
 
 def fail(err: ShrnError) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import warnings
 from pathlib import Path
 
 import cv2
@@ -31,9 +32,13 @@ def set_max_pixels(limit: int | None) -> None:
     if limit is None:
         _max_pixels = DEFAULT_MAX_PIXELS
         return
-    if int(limit) < 1:
-        raise InputError(f"--max-pixels must be a positive number of pixels, got {limit}")
-    _max_pixels = int(limit)
+    try:
+        value = int(limit)
+    except (TypeError, ValueError, OverflowError):
+        value = 0
+    if value < 1 or value != limit:
+        raise InputError(f"--max-pixels must be a positive whole number of pixels, got {limit!r}")
+    _max_pixels = value
 
 
 def max_pixels() -> int:
@@ -48,7 +53,8 @@ def image_header(path: str | Path) -> tuple[int, int, int | None]:
     from PIL import Image
 
     path = Path(path)
-    with _pil_lock:
+    with _pil_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL warns about odd tags on stderr; a bad header is reported below
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # shrn applies its own limit below, with its own message
         try:

@@ -210,7 +210,7 @@ def landmarks_builder(ext: str):
 def build_config(folder: Path) -> Path:
     write_photo(folder)
     path = folder / "config.yaml"
-    path.write_text("max_pixels: 100000000\nface:\n  no_hands: true\n  face: 0\nsegment:\n  overhang: 0.2\n")
+    path.write_text("max_pixels: 100000000\nface:\n  no_hands: true\n  face_index: 0\nsegment:\n  overhang: 0.2\n")
     return path
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from shrn_core.errors import FormatError, InputError, WeightsError
+from shrn_core.errors import FormatError, InputError, NumericalError, WeightsError
 
 from . import examples as ex
 
@@ -119,8 +119,8 @@ def check_config(config) -> None:
 
 
 def check_topology(topo) -> None:
-    n = len(topo.mean_shape)
-    assert topo.mean_shape.shape == (n, 3) and np.isfinite(topo.mean_shape).all()
+    n = 468
+    assert topo.mean_shape.shape == (478, 3) and np.isfinite(topo.mean_shape).all()
     assert topo.triangles.ndim == 2 and topo.triangles.shape[1] == 3
     assert topo.triangles.min() >= 0 and topo.triangles.max() < n
     assert topo.uvs.shape == (n, 2) and topo.mirror.shape == (n,)
@@ -183,9 +183,14 @@ def _read_shrn_obj(path):
 
 
 def _read_mesh(path):
+    """What ``shrn eval`` does with a mesh file: read it, then the geometry checks (NaN/inf coordinates
+    are a NumericalError there, by design)."""
     from shrn_core.formats.mesh_io import read_mesh
+    from shrn_core.geometry.validate import validate_mesh
 
-    return read_mesh(path)
+    mesh = read_mesh(path)
+    validate_mesh(mesh.vertices, mesh.faces, path, require_faces=False)
+    return mesh
 
 
 def _read_landmarks(path):
@@ -227,6 +232,7 @@ def _load_topology(path):
     return load_topology.__wrapped__(path)
 
 
+MESH_ERRORS = (InputError, FormatError, NumericalError)
 IMAGE_CLI = ("face", "{path}", "--no-hands", "--out", "{out}")
 EVAL_OPTIONS = ("--out", "{out}", "--icp-iterations", "3")
 
@@ -244,13 +250,13 @@ READERS: list[Reader] = [
     Reader("errors.npy", ex.build_errors, _read_errors, check_errors, families=("bytes", "npy")),
     Reader("params.npz", ex.build_params, _read_params, check_params, families=("bytes", "npz"), weight=2),
     Reader("mesh.shrn_obj", ex.build_shrn_obj, _read_shrn_obj, check_shrn_obj, families=("bytes", "text"), weight=2),
-    Reader("mesh.obj", ex.build_eval_pred_obj, _read_mesh, check_mesh, (InputError, FormatError),
+    Reader("mesh.obj", ex.build_eval_pred_obj, _read_mesh, check_mesh, MESH_ERRORS,
            ("eval", "{path}", "{dir}/gt/face.obj", *EVAL_OPTIONS), frozenset({0, 2, 5, 7}), ("bytes", "text"), weight=2),
-    Reader("mesh.ply_binary", ex.scan_builder(".ply"), _read_mesh, check_mesh, (InputError, FormatError),
+    Reader("mesh.ply_binary", ex.scan_builder(".ply"), _read_mesh, check_mesh, MESH_ERRORS,
            ("eval", "{dir}/pred/face.obj", "{path}", *EVAL_OPTIONS), frozenset({0, 2, 5, 7}), ("bytes", "text")),
-    Reader("mesh.ply_ascii", ex.scan_builder(".ply", ascii_ply=True), _read_mesh, check_mesh, (InputError, FormatError),
+    Reader("mesh.ply_ascii", ex.scan_builder(".ply", ascii_ply=True), _read_mesh, check_mesh, MESH_ERRORS,
            families=("bytes", "text")),
-    Reader("mesh.stl", ex.scan_builder(".stl"), _read_mesh, check_mesh, (InputError, FormatError),
+    Reader("mesh.stl", ex.scan_builder(".stl"), _read_mesh, check_mesh, MESH_ERRORS,
            ("eval", "{dir}/pred/face.obj", "{path}", *EVAL_OPTIONS), frozenset({0, 2, 5, 7}), ("bytes", "text")),
     *[Reader(f"landmarks{ext}", ex.landmarks_builder(ext), _read_landmarks, check_landmarks, (InputError, FormatError),
              ("eval", "{dir}/pred/face.obj", "{dir}/gt/face.obj", "--gt-landmarks", "{path}", *EVAL_OPTIONS),
