@@ -143,7 +143,7 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
-        rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     return rgb, scale
 
 

@@ -224,7 +224,6 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
     for level in levels[:-1]:
         mesh = recon.levels[level]
         write_obj(paths[f"mesh_{level}"], mesh.vertices, mesh.faces, mesh.uvs, paths["mtl"].name, f"level={level}")
-    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}")
     write_params(paths["params"], recon)
     if "glb" in formats:
         write_bytes(paths["glb"], glb_bytes(final.vertices, final.faces, final.uvs, np.ascontiguousarray(recon.albedo[::-1])))
@@ -234,6 +233,9 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
             suffix = key[len("overlay"):]
             write_image(paths[key], view.overlay)
             write_image(paths[f"shading{suffix}"], view.shading)
+    # The main mesh last: its presence means every other file of this reconstruction was written
+    # (``shrn run`` deletes it before recomputing, so a killed run is never taken as done).
+    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}")
     return paths
 
 
