@@ -73,6 +73,7 @@ def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dic
     if "max_pixels" in opts:
         from shrn_core.formats.image import set_max_pixels
 
+        set_max_pixels(None)  # a failed setting below must not leave an earlier command's value
         try:
             set_max_pixels(opts["max_pixels"])
         except ShrnError as err:

@@ -116,14 +116,9 @@ def _refuse_pickled_code(unet_dir: Path) -> None:
     no code)."""
     if (unet_dir / WEIGHT_FILES[0]).is_file():
         return
-    import torch
+    from ..formats.checkpoint import load_checkpoint
 
-    path = unet_dir / WEIGHT_FILES[1]
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"cannot load weights as plain tensors (weights_only=True): {first[:200]}", path) from None
+    load_checkpoint(unet_dir / WEIGHT_FILES[1], "UNet weights", mmap=True)
 
 
 def _diffusers():

@@ -35,16 +35,12 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 def load_state_dict(path: str | Path) -> "OrderedDict[str, object]":
     """Tensors of a checkpoint: a plain state dict or one wrapped in ``state_dict``/``model``/...,
     with any ``module.`` (DataParallel) or ``model.`` prefixes removed."""
-    import torch
+    from ..formats.checkpoint import load_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError("weights file not found (pass a DeepLabV3 checkpoint with --weights FILE)", path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/unsafe files; all mean "not loadable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"cannot load checkpoint as plain tensors (weights_only=True): {first[:200]}", path) from None
+    checkpoint = load_checkpoint(path, "checkpoint")
     state = checkpoint
     for _ in range(2):  # at most two levels of wrapping, e.g. {"model": {"state_dict": ...}}
         if isinstance(state, dict):
