@@ -167,8 +167,8 @@ def check_finished(inputs: list[Path], out: Path) -> list[str]:
         # each stage's files are at least as new as the files it was computed from
         order = [_name(photo.stem, "face.json"), _name(photo.stem, "mask.png"), _name(photo.stem, "inpainted.png"),
                  _name(photo.stem, "obj")]
-        times = [(folder / name).stat().st_mtime_ns for name in order]
-        if times != sorted(times):
+        times = [(folder / name).stat().st_mtime_ns for name in order if (folder / name).is_file()]
+        if len(times) == len(order) and times != sorted(times):
             problems.append(f"{photo.stem}: a stage output is older than its input: {dict(zip(order, times))}")
     return problems
 
