@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             trials.append(trial)
             landed = sum(k["killed"] for k in trial["kills"])
             print(f"trial {index}: {landed}/{len(trial['kills'])} kills landed "
-                  f"({', '.join(f'{k['delay_s']}s/{k['files']} files' for k in trial['kills'])}), "
+                  f"({', '.join(_kill_text(k) for k in trial['kills'])}), "
                   f"problems: {len(trial['problems'])}", file=sys.stderr)
         for index in range(args.pairs):
             pair = run_twice_at_once(inputs, Path(tmp) / f"pair{index}")
@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "trials": trials, "pairs": pairs}, indent=1))
     return 1 if summary["trials_with_problems"] or summary["pairs_with_problems"] else 0
+
+
+def _kill_text(kill: dict) -> str:
+    return f"{kill['delay_s']} s, {kill['files']} files{'' if kill['killed'] else ' (had finished)'}"
 
 
 if __name__ == "__main__":
