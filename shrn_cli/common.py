@@ -62,6 +62,12 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    # Python warnings (numpy overflow, PIL tags, ...) are for developers: shown with -v only.
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.handlers[:] = [handler]
+    warnings_log.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    warnings_log.propagate = False
 
 
 def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dict[str, Any], RunOptions]:

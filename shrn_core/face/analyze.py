@@ -200,8 +200,9 @@ def _faces_from_padded_mesh(models: _Models, rgb: np.ndarray) -> list[Face]:
     if points is not None:
         points[:, :3] /= small_scale
         return [_face_from_points(points, width, height)]
-    pad = int(0.4 * max(height, width))
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    # Pad the downscaled copy: padding the full photo would allocate (1.8 x its side)^2 pixels.
+    pad = int(0.4 * max(small.shape[:2]))
+    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     target = max(MESH_CROP_SIZE, min(max(padded.shape[:2]), 1024))
     scale = target / max(padded.shape[:2])
     resized = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
@@ -210,6 +211,7 @@ def _faces_from_padded_mesh(models: _Models, rgb: np.ndarray) -> list[Face]:
         return []
     points[:, :3] /= scale
     points[:, :2] -= pad
+    points[:, :3] /= small_scale
     return [_face_from_points(points, width, height)]
 
 

@@ -75,6 +75,8 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
             ids = [i - 1 if i > 0 else n + i for i in ids]  # OBJ is 1-based; negatives count back
             if len(ids) < 3:
                 raise ValueError
+            if any(abs(i) > 2 ** 62 for i in ids):  # would overflow int64: no mesh has that many vertices
+                raise ValueError
             triangles.extend([ids[0], ids[j], ids[j + 1]] for j in range(1, len(ids) - 1))
     except ValueError:
         raise FormatError("malformed face line ('f i j k' expected)", path) from None

@@ -5,6 +5,7 @@ See docs/formats.md (section "eval") for the fields.
 from __future__ import annotations
 
 import csv
+import math
 import io
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,9 +31,17 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc["protocol"], str):
         raise FormatError("field 'protocol' must be a string", path)
     for key in ("median_mm", "mean_mm", "std_mm"):
-        if isinstance(doc[key], bool) or not isinstance(doc[key], (int, float)):
-            raise FormatError(f"field {key!r} must be a number, got {type(doc[key]).__name__}", path)
+        value = doc[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise FormatError(f"field {key!r} must be a finite number, got {str(value)[:40]}", path)
     return doc
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 def write_errors(path: str | Path, errors: np.ndarray) -> Path:

@@ -71,9 +71,9 @@ def run_cases(cases: list[dict], workdir: Path, case_seconds: float = CASE_SECON
         pending = [(i, c) for i, c in pending if i not in results and i not in done]
     ordered = [results[i] for i in range(len(cases))]
     for result in ordered:
-        if result.get("peak_mb", 0) > memory_mb:
+        if (result.get("peak_mb") or 0) > memory_mb:
             result["problems"].append(f"peak memory {result['peak_mb']} MB above {memory_mb} MB")
-        if result.get("seconds", 0) > case_seconds and not cases[result["index"]].get("warmup"):
+        if (result.get("seconds") or 0) > case_seconds and not cases[result["index"]].get("warmup"):
             result["problems"].append(f"took {result['seconds']} s (limit {case_seconds} s)")
     return ordered
 

@@ -72,7 +72,7 @@ def check_manifest(doc) -> None:
 def check_metrics(doc) -> None:
     for key in ("median_mm", "mean_mm", "std_mm"):
         value = doc[key]
-        assert isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value), (key, value)
+        assert isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(float(value)), (key, value)
 
 
 def check_errors(errors) -> None:
