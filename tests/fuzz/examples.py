@@ -273,6 +273,23 @@ def repaint_builder(target: str):
     return build
 
 
+def hrn_asset_builder(name: str):
+    """The HRN asset folder with small stand-in arrays (``hrn.synthetic``) and tiny networks;
+    ``name`` (a key of ``hrn.assets.FILES``) picks the file to fuzz."""
+    def build(folder: Path) -> Path:
+        import torch
+
+        from shrn_core.reconstruct.hrn.assets import FILES
+        from shrn_core.reconstruct.hrn.synthetic import face_mesh_arrays, write_assets
+
+        tiny = torch.nn.Linear(1, 1)
+        nets = SimpleNamespace(net_recon=tiny, mid_net=tiny, high_net=tiny, de_retouch=tiny,
+                               alpha=torch.ones(1), beta=torch.ones(1))
+        write_assets(folder / "assets", face_mesh_arrays(tex_side=16), nets)
+        return folder / "assets" / FILES[name]
+    return build
+
+
 def build_topology(folder: Path) -> Path:
     import shutil
 

@@ -604,6 +604,24 @@ def text_count_lie(data: bytes, rng: random.Random) -> bytes:
     return text_line_change(data, rng)
 
 
+# ---------------------------------------------------------------- XML (MeshLab .pp)
+
+@mutation("xml")
+def xml_entities(data: bytes, rng: random.Random) -> bytes:
+    """Entity expansion ("billion laughs"), an external entity, or deep element nesting."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        lines = ['<!DOCTYPE PickedPoints [<!ENTITY a "aaaaaaaaaa">']
+        for level in range(1, 10):
+            lines.append(f'<!ENTITY {chr(97 + level)} "' + f"&{chr(96 + level)};" * 10 + '">')
+        return ("\n".join(lines) + ']>\n<PickedPoints><point x="&j;" y="0" z="0"/></PickedPoints>').encode()
+    if kind == 1:
+        return (b'<!DOCTYPE PickedPoints [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+                b'<PickedPoints><point x="&x;" y="0" z="0"/></PickedPoints>')
+    depth = rng.choice((1000, 100000))
+    return b"<PickedPoints>" + b"<a>" * depth + b"</a>" * depth + b"</PickedPoints>"
+
+
 # ---------------------------------------------------------------- applying
 
 def mutate(data: bytes, name: str, seed: int) -> bytes:

@@ -226,6 +226,20 @@ def _load_repaint(path):
         repaint._cache.clear()  # every case is a new folder: keep the fuzz worker's memory flat
 
 
+def _load_hrn_assets(path):
+    from shrn_core.reconstruct.hrn.assets import resolve_assets
+    from shrn_core.reconstruct.hrn.bfm import load_bfm_arrays
+
+    root = next(parent for parent in Path(path).parents if parent.name == "assets")
+    return load_bfm_arrays(resolve_assets(root))
+
+
+def check_bfm(arrays) -> None:
+    n = arrays.mean_shape.shape[0]
+    assert np.isfinite(arrays.mean_shape).all() and arrays.tri.max() < n and arrays.template_tri.max() < n
+    assert arrays.uvs.shape == (n, 2) and arrays.keypoints.shape == (68,)
+
+
 def _load_topology(path):
     from shrn_core.face.topology import load_topology
 
@@ -262,7 +276,7 @@ READERS: list[Reader] = [
              ("eval", "{dir}/pred/face.obj", "{dir}/gt/face.obj", "--gt-landmarks", "{path}", *EVAL_OPTIONS),
              frozenset({0, 2, 5, 7}), families)
       for ext, families in ((".txt", ("bytes", "text")), (".npy", ("bytes", "npy")), (".json", ("bytes", "json")),
-                            (".pp", ("bytes", "text")))],
+                            (".pp", ("bytes", "text", "xml")))],
     Reader("config.yaml", ex.build_config, _load_config, check_config, (InputError,),
            ("face", "{dir}/photo.png", "--config", "{path}", "--out", "{out}"), frozenset({0, 2, 3}),
            ("bytes", "yaml"), weight=2),
@@ -277,6 +291,10 @@ READERS: list[Reader] = [
            families=("bytes",), needs=("diffusers",)),
     Reader("repaint.bin", ex.repaint_builder("bin"), _load_repaint, check_anything, (WeightsError,),
            families=("bytes", "torch"), needs=("diffusers",)),
+    *[Reader(f"hrn_assets.{name}", ex.hrn_asset_builder(name), _load_hrn_assets, check_bfm, (WeightsError,),
+             families=families)
+      for name, families in (("bfm", ("bytes",)), ("lm3d", ("bytes",)), ("uvs", ("bytes", "npy")),
+                             ("template", ("bytes", "text")))],
     Reader("packaged.face_topology", ex.build_topology, _load_topology, check_topology, (WeightsError,),
            families=("bytes", "npz")),
 ]
