@@ -235,3 +235,22 @@ def test_config_values_are_checked_like_command_line_values(tmp_path, hrn_photo)
 
     config.write_text("run:\n  option: [reconstruct.render_size=96]\n")
     assert load_config(config, "run") == {"option": ["reconstruct.render_size=96"]}
+
+
+def test_odd_file_names_and_symlink_loops_give_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from shrn_cli.app import app
+
+    runner = CliRunner()
+    env = {"SHRN_NATIVE_LOGS": "1", "COLUMNS": "300"}
+    names = ["bad\nname.png", "émoji🙂.png", "-dash.png", "sp ace.jpg", "\u202eevil.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    for path in [*(tmp_path / n for n in names), loop]:
+        result = runner.invoke(app, ["face", "--out", str(tmp_path / "out"), "--", str(path)], env=env)
+        assert result.exit_code == 2, (path.name, result.stderr, result.exception)
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:"), result.stderr
+    assert not (tmp_path / "out").exists()

@@ -33,7 +33,7 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
     for key in ("median_mm", "mean_mm", "std_mm"):
         value = doc[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
-            raise FormatError(f"field {key!r} must be a finite number, got {str(value)[:40]}", path)
+            raise FormatError(f"field {key!r} must be a finite number, got {str(value)[:40]!r}", path)
     return doc
 
 
