@@ -80,7 +80,7 @@ def test_commands_as_real_processes(shared_data, tmp_path, reader, mutation, cod
     entry = BY_NAME[reader]
     if not available(entry):
         pytest.skip(f"{reader} needs {entry.needs}")
-    seed = 3 if mutation != "huge_declared_size" else 0  # seed 0: a 60000 x 60000 header
+    seed = 3 if mutation != "huge_declared_size" else 0  # seed 0: a header declaring 20000 x 20000
     result = run_subprocess_case(entry, mutation, seed, tmp_path)
     assert not result["problems"], (result["problems"], result.get("stderr"))
     if code is not None:

@@ -38,7 +38,7 @@ def test_killed_runs_leave_nothing_taken_as_done_and_a_rerun_completes(killed_an
 
 def test_two_runs_on_one_output_folder_do_not_collide(shared_data, tmp_path):
     inputs = photos(shared_data, 1)  # both runs reach this photo together: one computes, one waits
-    result = run_twice_at_once(inputs, tmp_path / "out")
+    result = run_twice_at_once(inputs, tmp_path / "out", ("--levels", "coarse"))
     assert not result["problems"], result
 
 

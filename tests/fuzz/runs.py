@@ -71,11 +71,11 @@ def _wait_for_work(process: subprocess.Popen, folder: Path, timeout: float = 300
         time.sleep(0.02)
 
 
-def run_twice_at_once(inputs: list[Path], out: Path, second_extra: tuple[str, ...] = ()) -> dict:
+def run_twice_at_once(inputs: list[Path], out: Path, extra: tuple[str, ...] = ()) -> dict:
     """Two ``shrn run`` processes on the same ``--out`` started together; each photo must be computed
     by exactly one of them (the other waits on the folder lock, then reuses), and end valid."""
-    first = start_run(inputs, out)
-    second = start_run(inputs, out, *second_extra)
+    first = start_run(inputs, out, *extra)
+    second = start_run(inputs, out, *extra)
     outputs = [process.communicate(timeout=600) for process in (first, second)]
     problems = []
     computed_by: dict[str, list[int]] = {}
