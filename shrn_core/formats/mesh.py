@@ -15,6 +15,7 @@ from .image import read_image, write_image
 
 OBJ_HEADER = "# shrn mesh topology=mediapipe468"
 PARAMS_VERSION = 1
+READABLE_PARAMS_VERSIONS = (PARAMS_VERSION,)
 FORMATS = ("obj", "glb")
 
 
@@ -152,7 +153,8 @@ def read_params(path: str | Path) -> dict:
     if str(params.get("format", "")) != "shrn.params":
         raise FormatError("not a shrn params file (expected format 'shrn.params')", path)
     version = params.get("schema_version")
-    if version is None or version.shape != () or version.dtype.kind not in "iu" or int(version) != PARAMS_VERSION:
+    if (version is None or version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_PARAMS_VERSIONS):
         raise FormatError(f"unsupported schema_version {version!r}", path)
     missing = [key for key in PARAMS_SHAPES if key not in params]
     if missing:

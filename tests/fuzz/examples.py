@@ -140,7 +140,7 @@ def fake_reconstruction(views: int = 1):
                                  t=np.array([0, 0, -500], np.float32), width=PHOTO_SIDE, height=PHOTO_SIDE)
         view_list.append(SimpleNamespace(camera=camera, sh_lighting=rng.normal(size=(9, 3)).astype(np.float32),
                                          landmarks_2d=rng.uniform(0, PHOTO_SIDE, (478, 2)).astype(np.float32),
-                                         image_path=f"photo{index}.png"))
+                                         landmarks_68=None, image_path=f"photo{index}.png"))
     return SimpleNamespace(views=view_list, backend="fit", levels={"coarse": None, "mid": None, "fine": None},
                            landmark_vertex_ids=topo.landmark_vertex_ids, displacement=np.zeros((32, 32), np.float32))
 
