@@ -29,6 +29,8 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object per input
 OverwriteOption = typer.Option(False, "--overwrite", help="Recompute outputs that already exist.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="Only errors on stderr.")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Debug logging on stderr.")
+MaxPixelsOption = typer.Option(None, "--max-pixels", help="Refuse images above this many pixels, checked from the "
+                               "file header before decoding (default 100000000).")
 
 
 @dataclass
@@ -60,6 +62,12 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+    # Python warnings (numpy overflow, PIL tags, ...) are for developers: shown with -v only.
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.handlers[:] = [handler]
+    warnings_log.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    warnings_log.propagate = False
 
 
 def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dict[str, Any], RunOptions]:
@@ -68,6 +76,14 @@ def begin(ctx: typer.Context, command: str, values: dict[str, Any]) -> tuple[dic
     values = {k: v for k, v in values.items() if k not in ("ctx", "config")}
     opts = apply_config(ctx, command, ctx.params.get("config"), values)
     setup_logging(opts["quiet"], opts["verbose"])
+    if "max_pixels" in opts:
+        from shrn_core.formats.image import set_max_pixels
+
+        set_max_pixels(None)  # a failed setting below must not leave an earlier command's value
+        try:
+            set_max_pixels(opts["max_pixels"])
+        except ShrnError as err:
+            fail(err)
     return opts, RunOptions(out=opts["out"], json=opts["json_out"], quiet=opts["quiet"], verbose=opts["verbose"])
 
 
@@ -102,11 +118,28 @@ def apply_config(ctx: typer.Context, command: str, config_path: Optional[Path], 
     if unknown:
         fail(InputError(f"unknown option(s) for 'shrn {command}': {', '.join(unknown)}", config_path))
     merged = dict(values)
+    params = {param.name: param for param in ctx.command.params}
     for key, value in config.items():
         source = ctx.get_parameter_source(key)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-            merged[key] = Path(value) if isinstance(values.get(key), Path) else value
+            merged[key] = _convert(ctx, params.get(key), key, value, config_path)
     return merged
+
+
+def _convert(ctx: typer.Context, param, key: str, value: Any, config_path: Optional[Path]) -> Any:
+    """A config value checked and converted exactly as the same value on the command line would be."""
+    if param is None or value is None:
+        return value
+    many = getattr(param, "multiple", False) or getattr(param, "nargs", 1) == -1
+    if isinstance(value, list) and not many:
+        fail(InputError(f"option {key!r} takes one value, not a list", config_path))
+    if many and not isinstance(value, list):
+        value = [value]
+    try:
+        return param.process_value(ctx, value)
+    except (typer.BadParameter, ValueError, TypeError) as exc:
+        message = (getattr(exc, "message", None) or str(exc) or "invalid value").splitlines()[0]
+        fail(InputError(f"option {key!r}: {message}", config_path))
 
 
 def fail(err: ShrnError) -> None:

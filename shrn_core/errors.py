@@ -13,7 +13,9 @@ class ShrnError(Exception):
 
     def __init__(self, message: str, path: object | None = None):
         self.path = str(path) if path is not None else None
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        text = f"{self.path}: {message}" if self.path else str(message)
+        # one line, as the CLI promises, whatever a file (or its name) held
+        super().__init__(text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
 
 
 class InputError(ShrnError):

@@ -18,6 +18,7 @@ def face(
     inputs: List[Path] = typer.Argument(..., help="Image files, folders or glob patterns."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to select (0 = largest)."),
     no_hands: bool = typer.Option(False, "--no-hands", help="Skip hand landmark detection."),
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

@@ -29,6 +29,7 @@ def inpaint(
     radius: float = typer.Option(3.0, "--radius", help="telea/ns: neighbourhood radius in pixels."),
     resize_mask: bool = typer.Option(False, "--resize-mask", help="Scale a mask of another size to the image."),
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to use (0 = largest)."),
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

@@ -30,6 +30,8 @@ def reconstruct(
     assets: Optional[Path] = typer.Option(None, "--assets", help="Backend assets folder (hrn)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Backend weights file (hrn)."),
     summary: bool = typer.Option(False, "--summary", help="Also write <stem>.summary.png (photo, mask, mesh views)."),
+
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

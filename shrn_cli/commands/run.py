@@ -36,6 +36,8 @@ def run(
     face_index: Optional[int] = typer.Option(None, "--face", help="Which face to use (0 = largest)."),
     option: List[str] = typer.Option([], "--option", "-O", help="STAGE.KEY=VALUE backend option, e.g. reconstruct.render_size=192 (repeatable)."),
     summary: bool = typer.Option(True, "--summary/--no-summary", help="Write <stem>.summary.png per photo (on by default)."),
+
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

@@ -29,6 +29,7 @@ def segment(
                                              help="deeplabv3: class index(es) that mean 'occluded' (repeatable)."),
     overhang: float = typer.Option(0.2, "--overhang", min=0.0, max=1.0,
                                    help="auto: follow occluders this far (x face size) past the face outline."),
+    max_pixels: Optional[int] = common.MaxPixelsOption,
     out: Optional[Path] = common.OutOption,
     device: str = common.DeviceOption,
     config: Optional[Path] = common.ConfigOption,

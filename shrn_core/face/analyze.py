@@ -143,7 +143,7 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
-        rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     return rgb, scale
 
 
@@ -200,8 +200,9 @@ def _faces_from_padded_mesh(models: _Models, rgb: np.ndarray) -> list[Face]:
     if points is not None:
         points[:, :3] /= small_scale
         return [_face_from_points(points, width, height)]
-    pad = int(0.4 * max(height, width))
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    # Pad the downscaled copy: padding the full photo would allocate (1.8 x its side)^2 pixels.
+    pad = int(0.4 * max(small.shape[:2]))
+    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     target = max(MESH_CROP_SIZE, min(max(padded.shape[:2]), 1024))
     scale = target / max(padded.shape[:2])
     resized = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
@@ -210,6 +211,7 @@ def _faces_from_padded_mesh(models: _Models, rgb: np.ndarray) -> list[Face]:
         return []
     points[:, :3] /= scale
     points[:, :2] -= pad
+    points[:, :3] /= small_scale
     return [_face_from_points(points, width, height)]
 
 

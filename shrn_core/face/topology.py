@@ -65,17 +65,30 @@ class FaceTopology:
 
 @functools.lru_cache(maxsize=1)
 def load_topology(path: str | Path = TOPOLOGY_FILE) -> FaceTopology:
+    from ..formats.arrays import load_npz
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError("face topology asset missing (rebuild with python -m shrn_core.face.topology --build)", path)
-    with np.load(path) as data:
-        return FaceTopology(
-            triangles=data["triangles"].astype(np.int64),
-            uvs=data["uvs"].astype(np.float32),
-            mirror=data["mirror"].astype(np.int64),
-            mean_shape=data["mean_shape"].astype(np.float32),
-            landmark_vertex_ids=data["landmark_vertex_ids"].astype(np.int64),
-        )
+    data = load_npz(path, error=WeightsError)
+    shapes = {"triangles": (None, 3), "uvs": (NUM_MESH_POINTS, 2), "mirror": (NUM_MESH_POINTS,),
+              "mean_shape": (NUM_LANDMARKS, 3), "landmark_vertex_ids": (NUM_LANDMARKS,)}
+    for key, shape in shapes.items():
+        array = data.get(key)
+        if array is None or array.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, array.shape)) \
+                or array.dtype.kind not in "iuf" or not np.isfinite(array).all():
+            found = "missing" if array is None else f"{array.dtype} {array.shape}"
+            raise WeightsError(f"face topology asset is damaged: {key} is {found}, expected shape {shape}", path)
+    for key in ("triangles", "mirror", "landmark_vertex_ids"):
+        if data[key].min(initial=0) < 0 or data[key].max(initial=0) >= NUM_MESH_POINTS:
+            raise WeightsError(f"face topology asset is damaged: {key} refers to a vertex outside 0..467", path)
+    return FaceTopology(
+        triangles=data["triangles"].astype(np.int64),
+        uvs=data["uvs"].astype(np.float32),
+        mirror=data["mirror"].astype(np.int64),
+        mean_shape=data["mean_shape"].astype(np.float32),
+        landmark_vertex_ids=data["landmark_vertex_ids"].astype(np.int64),
+    )
 
 
 # ---------------------------------------------------------------- derivation

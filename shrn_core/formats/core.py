@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import FormatError, InputError, OutputError
+from ..errors import FormatError, InputError, OutputError, ShrnError
 
 SCHEMA_VERSION = 1
 
@@ -105,15 +105,48 @@ def write_json(path: str | Path, kind: str, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
+MAX_JSON_BYTES = 64 * 2 ** 20  # a face JSON is ~30 KB per face; far below this
+
+
+def parse_json_file(path: str | Path, error: type[ShrnError] = FormatError, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON document from a file, strictly: UTF-8, no NaN/Infinity or numbers that overflow to
+    inf (shrn never writes them), bounded nesting and size; every failure is ``error`` naming the file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise error(f"JSON file larger than {max_bytes // 2 ** 20} MB", path)
+        return json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+    except ShrnError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
+    except UnicodeDecodeError:
+        raise error("not valid JSON (not UTF-8 text)", path) from None
+    except json.JSONDecodeError as exc:
+        raise error(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", path) from None
+    except RecursionError:
+        raise error("not valid JSON (nested too deeply)", path) from None
+    except ValueError as exc:  # NaN/Infinity/overflow (below) or an integer with thousands of digits
+        raise error(f"not valid JSON ({str(exc).splitlines()[0][:120]})", path) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:30]} is not finite")
+    return value
+
+
 def read_json(path: str | Path, kind: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read a shrn JSON file, checking its ``format``, ``schema_version`` and required keys."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
-    try:
-        document = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"not valid JSON ({exc.__class__.__name__})", path) from None
+    document = parse_json_file(path)
     if not isinstance(document, dict) or document.get("format") != f"shrn.{kind}":
         raise FormatError(f"not a shrn {kind} file (expected format 'shrn.{kind}')", path)
     version = document.get("schema_version")

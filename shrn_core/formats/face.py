@@ -53,8 +53,8 @@ def read_face_json(path: str | Path) -> FaceAnalysis:
             Hand(landmarks=_array(h["landmarks_21"], (21, 3)), handedness=str(h["handedness"]), score=float(h["score"]))
             for h in doc.get("hands", [])
         ]
-        selected = int(doc["selected_face"])
-        analysis = FaceAnalysis(image_path=str(image["path"]), width=int(image["width"]), height=int(image["height"]),
+        selected = _integer(doc["selected_face"])
+        analysis = FaceAnalysis(image_path=str(image["path"]), width=_integer(image["width"]), height=_integer(image["height"]),
                                 faces=faces, hands=hands, selected=selected, detectors=dict(doc.get("detectors", {})))
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"malformed face file ({exc.__class__.__name__}: {exc})", path) from None
@@ -62,7 +62,37 @@ def read_face_json(path: str | Path) -> FaceAnalysis:
         raise FormatError("face file lists no face", path)
     if not 0 <= selected < len(faces):
         raise FormatError(f"selected_face {selected} out of range (0..{len(faces) - 1})", path)
+    _check_plausible(analysis, path)
     return analysis
+
+
+MAX_SIDE = 10 ** 6  # pixels; far above the pixel limit's widest photo
+
+
+def _check_plausible(analysis: FaceAnalysis, path) -> None:
+    """Coordinates must lie near the photo they describe (within one photo size of its border), so a
+    damaged file cannot send later stages into huge allocations or loops."""
+    width, height = analysis.width, analysis.height
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise FormatError(f"image size {width}x{height} is not a photo size", path)
+    low = np.array([-width, -height], np.float32)
+    high = np.array([2 * width, 2 * height], np.float32)
+    depth = 10.0 * max(width, height)
+    points = [("face", f.landmarks) for f in analysis.faces] + [("hand", h.landmarks) for h in analysis.hands]
+    points += [("face box", f.bbox.reshape(2, 2)) for f in analysis.faces]
+    for label, array in points:
+        xy = array[:, :2]
+        if (xy < low).any() or (xy > high).any() or (array.shape[1] > 2 and (np.abs(array[:, 2]) > depth).any()):
+            raise FormatError(f"{label} coordinates lie far outside the {width}x{height} photo", path)
+    for item in [*analysis.faces, *analysis.hands]:
+        if not 0.0 <= item.score <= 1.0:
+            raise FormatError(f"score {item.score} outside 0..1", path)
+
+
+def _integer(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r:.40}")
+    return value
 
 
 def _round(array: np.ndarray, digits: int) -> list:

@@ -22,7 +22,12 @@ def write_manifest(path: str | Path, payload: dict[str, Any]) -> Path:
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """Read and validate a manifest; ``FormatError`` names the first problem."""
     doc = read_json(path, KIND, required=REQUIRED)
+    types = {"ok": bool, "error": (str, type(None)), "backends": dict, "options": dict, "stages": list,
+             "warnings": list, "input": str}
+    for key, expected in types.items():
+        if not isinstance(doc[key], expected):
+            raise FormatError(f"field {key!r} has the wrong type ({type(doc[key]).__name__})", path)
     for stage in doc["stages"]:
-        if not isinstance(stage, dict) or stage.get("status") not in STAGE_STATUSES or "name" not in stage:
-            raise FormatError(f"malformed stage entry {stage!r}", path)
+        if not isinstance(stage, dict) or stage.get("status") not in STAGE_STATUSES or not isinstance(stage.get("name"), str):
+            raise FormatError(f"malformed stage entry {str(stage)[:200]}", path)
     return doc

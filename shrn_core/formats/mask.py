@@ -84,7 +84,8 @@ def write_segmentation(out_dir: str | Path, stem: str, result: "SegmentationResu
                        probability: bool = False) -> dict[str, Path]:
     """Write ``<stem>.mask.png``, ``<stem>.face_region.png`` (and ``<stem>.mask_prob.png``); returns the paths.
 
-    All arrays are validated before the first file is written, so a bad result writes nothing.
+    All arrays are validated before the first file is written, so a bad result writes nothing; the
+    mask is written last, so a run killed midway never leaves a mask without its companions.
     """
     paths = segmentation_paths(out_dir, stem, probability)
     height, width = result.mask.shape[:2]
@@ -93,10 +94,10 @@ def write_segmentation(out_dir: str | Path, stem: str, result: "SegmentationResu
     prob = probability_to_uint8(result.probability) if probability else None
     if prob is not None:
         validate_mask(prob, (height, width), binary=False)
-    write_mask(paths["mask"], result.mask)
     write_mask(paths["face_region"], result.face_region)
     if prob is not None:
         write_mask(paths["mask_prob"], prob, binary=False)
+    write_mask(paths["mask"], result.mask)  # last: a present mask means the whole set was written
     return paths
 
 

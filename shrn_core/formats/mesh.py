@@ -9,6 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import FormatError, InputError
+from .arrays import load_npz
 from .core import atomic_write, ensure_dir, output_path, write_bytes
 from .image import read_image, write_image
 
@@ -53,30 +54,52 @@ def write_obj(path: str | Path, vertices, faces, uvs=None, mtl_name: str | None 
 
 
 def read_obj(path: str | Path):
-    """(vertices, faces, uvs or None) of a shrn OBJ, vertex order kept; checks the header line."""
+    """(vertices, faces, uvs or None) of a shrn OBJ, vertex order kept; checks the header line, that
+    every value is finite and every face names three existing vertices."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
-    with open(path, "r", errors="replace") as handle:
-        first = handle.readline()
-    if not first.startswith(OBJ_HEADER):
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise FormatError("not a text OBJ file (not UTF-8)", path) from None
+    if not lines or not lines[0].startswith(OBJ_HEADER):
         raise FormatError(f"not a shrn mesh (first line must start with {OBJ_HEADER!r})", path)
     vertices, uvs, faces = [], [], []
-    try:
-        for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
+        tokens = line.split()
+        try:
             if line.startswith("v "):
-                vertices.append([float(x) for x in line.split()[1:4]])
+                vertices.append([float(x) for x in _exactly(tokens, 3)])
             elif line.startswith("vt "):
-                uvs.append([float(x) for x in line.split()[1:3]])
+                uvs.append([float(x) for x in _exactly(tokens, 2)])
             elif line.startswith("f "):
-                faces.append([int(token.split("/")[0]) - 1 for token in line.split()[1:4]])
-    except ValueError as exc:
-        raise FormatError(f"malformed OBJ line ({exc})", path) from None
-    v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+                faces.append([int(token.split("/")[0]) - 1 for token in _exactly(tokens, 3)])
+        except ValueError:
+            raise FormatError(f"malformed line {number}: {line[:60]!r}", path) from None
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if not len(v):
+        raise FormatError("mesh has no vertices", path)
+    if not np.isfinite(v).all() or np.abs(v).max() > np.finfo(np.float32).max:
+        raise FormatError("vertex coordinates contain NaN, inf or out-of-range values", path)
     if len(f) and (f.min() < 0 or f.max() >= len(v)):
         raise FormatError("face refers to a missing vertex", path)
-    return v, f, (np.asarray(uvs, dtype=np.float32) if uvs else None)
+    t = np.asarray(uvs, dtype=np.float64).reshape(-1, 2) if uvs else None
+    if t is not None and not np.isfinite(t).all():
+        raise FormatError("texture coordinates contain NaN or inf", path)
+    return v.astype(np.float32), f, (t.astype(np.float32) if t is not None else None)
+
+
+_VALUES_ALLOWED = {3: (3, 4, 6), 2: (2, 3)}  # v: x y z [w | r g b]; vt: u v [w]; f: exactly 3
+
+
+def _exactly(tokens: list[str], count: int) -> list[str]:
+    """The first ``count`` values after the keyword; ValueError when the line has a wrong number of values."""
+    values = tokens[1:]
+    if len(values) not in _VALUES_ALLOWED.get(count, (count,)) or (tokens[0] == "f" and len(values) != 3):
+        raise ValueError
+    return values[:count]
 
 
 def glb_bytes(vertices, faces, uvs, albedo: np.ndarray) -> bytes:
@@ -125,19 +148,46 @@ def write_params(path: str | Path, recon) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
+PARAMS_SHAPES = {  # key -> shape, with N = views, L = levels; None = any length
+    "K": ("N", 3, 3), "R": ("N", 3, 3), "t": ("N", 3), "pose_ypr_deg": ("N", 3), "sh_lighting": ("N", 9, 3),
+    "image_size": ("N", 2), "landmarks_2d": ("N", None, 2), "image_paths": ("N",), "levels": (None,),
+    "landmark_vertex_ids": (None,),
+}
+
+
 def read_params(path: str | Path) -> dict:
+    """The arrays of a ``<stem>.params.npz`` (docs/formats.md), checked: format and version, every
+    documented key with its shape, finite numbers; ``FormatError`` names the first problem."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            params = {key: data[key] for key in data.files}
-    except (ValueError, OSError) as exc:
-        raise FormatError(f"not a readable .npz ({exc.__class__.__name__})", path) from None
+    params = load_npz(path)
     if str(params.get("format", "")) != "shrn.params":
         raise FormatError("not a shrn params file (expected format 'shrn.params')", path)
-    if int(params.get("schema_version", -1)) not in READABLE_PARAMS_VERSIONS:
-        raise FormatError(f"unsupported schema_version {params.get('schema_version')!r}", path)
+    version = params.get("schema_version")
+    if (version is None or version.shape != () or version.dtype.kind not in "iu"
+            or int(version) not in READABLE_PARAMS_VERSIONS):
+        raise FormatError(f"unsupported schema_version {version!r}", path)
+    missing = [key for key in PARAMS_SHAPES if key not in params]
+    if missing:
+        raise FormatError(f"missing array(s): {', '.join(missing)}", path)
+    views = params["K"].shape[0] if params["K"].ndim else 0
+    if views < 1:
+        raise FormatError("no camera views", path)
+    for key, shape in PARAMS_SHAPES.items():
+        array = params[key]
+        wanted = tuple(views if side == "N" else side for side in shape)
+        if array.ndim != len(wanted) or any(w is not None and w != got for w, got in zip(wanted, array.shape)):
+            raise FormatError(f"{key} has shape {array.shape}, expected {wanted} (None = any)", path)
+        numeric = array.dtype.kind in "fiu"
+        if key in ("image_paths", "levels"):
+            if array.dtype.kind != "U":
+                raise FormatError(f"{key} must hold strings, got {array.dtype}", path)
+        elif not numeric or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+            raise FormatError(f"{key} must hold finite numbers, got {array.dtype}", path)
+    displacement = params.get("displacement_map")
+    if displacement is not None and (displacement.ndim != 2 or displacement.dtype.kind != "f"
+                                     or not np.isfinite(displacement).all()):
+        raise FormatError(f"displacement_map must be a finite 2-D float map, got {displacement.dtype} "
+                          f"{displacement.shape}", path)
     return params
 
 
@@ -193,8 +243,6 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
     if recon.neutral is not None:
         write_obj(paths["mesh_neutral"], recon.neutral.vertices, recon.neutral.faces, recon.neutral.uvs, paths["mtl"].name,
                   f"level={levels[-1]} expression=neutral", recon.neutral.topology)
-    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}",
-              final.topology)
     write_params(paths["params"], recon)
     if "glb" in formats:
         write_bytes(paths["glb"], glb_bytes(final.vertices, final.faces, final.uvs, np.ascontiguousarray(recon.albedo[::-1])))
@@ -204,6 +252,10 @@ def write_reconstruction_files(recon, out_dir: str | Path, stem: str, formats=("
             suffix = key[len("overlay"):]
             write_image(paths[key], view.overlay)
             write_image(paths[f"shading{suffix}"], view.shading)
+    # The main mesh last: its presence means every other file of this reconstruction was written
+    # (``shrn run`` deletes it before recomputing, so a killed run is never taken as done).
+    write_obj(paths["mesh"], final.vertices, final.faces, final.uvs, paths["mtl"].name, f"level={levels[-1]}",
+              final.topology)
     return paths
 
 

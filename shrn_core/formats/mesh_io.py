@@ -75,6 +75,8 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
             ids = [i - 1 if i > 0 else n + i for i in ids]  # OBJ is 1-based; negatives count back
             if len(ids) < 3:
                 raise ValueError
+            if any(abs(i) > 2 ** 62 for i in ids):  # would overflow int64: no mesh has that many vertices
+                raise ValueError
             triangles.extend([ids[0], ids[j], ids[j + 1]] for j in range(1, len(ids) - 1))
     except ValueError:
         raise FormatError("malformed face line ('f i j k' expected)", path) from None
@@ -126,11 +128,13 @@ def read_landmarks(path: str | Path) -> LandmarkSpec:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix == ".json":
-            import json
+            from .arrays import load_npy
 
-            doc = json.loads(path.read_text())
+            data = load_npy(path, error=InputError)
+        elif suffix == ".json":
+            from .core import parse_json_file
+
+            doc = parse_json_file(path, error=InputError)
             if isinstance(doc, dict) and "vertex_ids" in doc:
                 return _as_spec(np.asarray(doc["vertex_ids"]), path, force_ids=True)
             data = np.asarray(doc["landmarks"] if isinstance(doc, dict) else doc)
@@ -144,19 +148,22 @@ def read_landmarks(path: str | Path) -> LandmarkSpec:
                 return _as_spec(data[:, 0].astype(np.int64), path, force_ids=True)
         else:
             raise InputError(f"unsupported landmark format {suffix!r} (use .txt, .npy, .json or .pp)", path)
+        return _as_spec(np.asarray(data), path)
     except InputError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # ragged lists, strings, XML errors, ...: all mean an unusable file
         raise InputError(f"not a readable landmark file ({exc.__class__.__name__})", path) from None
-    return _as_spec(np.asarray(data), path)
 
 
 def _as_spec(data: np.ndarray, path: Path, force_ids: bool = False) -> LandmarkSpec:
     if data.ndim == 3 and data.shape[0] == 1:
         data = data[0]
+    if data.dtype.kind not in "iuf":
+        raise InputError(f"landmarks must be numbers, got {data.dtype}", path)
     if force_ids or (data.ndim == 1 and np.issubdtype(data.dtype, np.integer)):
         ids = np.asarray(data).reshape(-1)
-        if not np.all(ids == np.round(ids)) or ids.min(initial=0) < 0:
+        if not np.isfinite(ids).all() or not np.all(ids == np.round(ids)) or ids.min(initial=0) < 0 \
+                or ids.max(initial=0) >= 2 ** 62:
             raise InputError("vertex ids must be non-negative integers", path)
         return LandmarkSpec(vertex_ids=ids.astype(np.int64), path=str(path))
     if data.ndim != 2 or data.shape[1] != 3:

@@ -5,13 +5,15 @@ See docs/formats.md (section "eval") for the fields.
 from __future__ import annotations
 
 import csv
+import math
 import io
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError
+from .arrays import load_npy
 from .core import atomic_write, read_json, write_bytes, write_json
 
 METRICS_KIND = "metrics"
@@ -25,7 +27,21 @@ def write_metrics(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:
-    return read_json(path, METRICS_KIND, required=("protocol", "median_mm", "mean_mm", "std_mm"))
+    doc = read_json(path, METRICS_KIND, required=("protocol", "median_mm", "mean_mm", "std_mm"))
+    if not isinstance(doc["protocol"], str):
+        raise FormatError("field 'protocol' must be a string", path)
+    for key in ("median_mm", "mean_mm", "std_mm"):
+        value = doc[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise FormatError(f"field {key!r} must be a finite number, got {str(value)[:40]!r}", path)
+    return doc
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 def write_errors(path: str | Path, errors: np.ndarray) -> Path:
@@ -35,13 +51,7 @@ def write_errors(path: str | Path, errors: np.ndarray) -> Path:
 
 
 def read_errors(path: str | Path) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path)
-    try:
-        errors = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise FormatError(f"not a readable .npy file ({exc.__class__.__name__})", path) from None
+    errors = load_npy(path)
     if errors.ndim != 1 or not np.issubdtype(errors.dtype, np.floating):
         raise FormatError(f"expected a 1-D float array of per-point errors, got {errors.dtype} {errors.shape}", path)
     return errors

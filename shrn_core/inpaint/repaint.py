@@ -12,7 +12,6 @@ folder itself (``config.json`` + ``diffusion_pytorch_model.safetensors`` or ``.b
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError, WeightsError
 from ..face.types import Face
+from ..formats.core import parse_json_file
 from .base import INPAINTERS, FillResult, Inpainter
 from .face_crop import aligned_crop, inside_photo, paste_back, warp_to_crop
 from .poisson import harmonic_fill
@@ -72,10 +72,7 @@ def locate_model(folder: str | Path) -> tuple[Path, Path | None]:
                            + expected_layout(), folder)
     if not any((unet_dir / name).is_file() for name in WEIGHT_FILES):
         raise WeightsError(f"no weights file ({' or '.join(WEIGHT_FILES)}) in {unet_dir}; " + expected_layout(), folder)
-    try:
-        document = json.loads(config.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WeightsError("config.json is not valid JSON", config) from None
+    document = parse_json_file(config, error=WeightsError)
     class_name = document.get("_class_name", "UNet2DModel") if isinstance(document, dict) else None
     if class_name != "UNet2DModel":
         raise WeightsError(f"config.json describes a {class_name!r}, not a UNet2DModel (pixel-space DDPM)", config)
@@ -92,6 +89,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> RePaintModel:
         if key in _cache:
             return _cache[key]
     UNet2DModel = _diffusers().UNet2DModel
+    _refuse_pickled_code(unet_dir)
     try:
         # low_cpu_mem_usage needs the optional 'accelerate' package and only saves memory while loading
         unet = UNet2DModel.from_pretrained(unet_dir, local_files_only=True, low_cpu_mem_usage=False)
@@ -103,14 +101,24 @@ def load_model(folder: str | Path, device: str = "cpu") -> RePaintModel:
                            "RePaint needs an RGB noise-prediction model (3 -> 3)", unet_dir)
     scheduler_config: dict = {}
     if scheduler_file is not None:
-        try:
-            scheduler_config = json.loads(scheduler_file.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise WeightsError("scheduler config is not valid JSON", scheduler_file) from None
+        scheduler_config = parse_json_file(scheduler_file, error=WeightsError)
+        if not isinstance(scheduler_config, dict):
+            raise WeightsError("scheduler config must be a JSON object", scheduler_file)
     model = RePaintModel(unet.to(device).eval(), scheduler_config, Path(folder))
     with _cache_lock:
         _cache[key] = model
     return model
+
+
+def _refuse_pickled_code(unet_dir: Path) -> None:
+    """A ``.bin`` (pickle) weights file is opened with ``weights_only=True`` first, so a file holding
+    code is refused here whatever diffusers/torch version does the real loading (safetensors holds
+    no code)."""
+    if (unet_dir / WEIGHT_FILES[0]).is_file():
+        return
+    from ..formats.checkpoint import load_checkpoint
+
+    load_checkpoint(unet_dir / WEIGHT_FILES[1], "UNet weights", mmap=True)
 
 
 def _diffusers():

@@ -9,10 +9,11 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, ShrnError
+from ..errors import InputError, OutputError, ShrnError
 from ..formats.core import ensure_dir, image_stem, output_path
 from ..formats.manifest import write_manifest
 from .engines import Engines
+from .lock import locked_folders, remove_temporary_files
 from .options import STAGES, ItemReport, PipelineOptions, StageRecord
 
 log = logging.getLogger("shrn.pipeline")
@@ -55,7 +56,14 @@ class StageFiles:
         return self.path("summary", "png")
 
     def primary(self, stage: str) -> Path:
+        """The file a stage writes last: its presence means the stage's last attempt finished."""
         return {"face": self.face, "segment": self.mask, "inpaint": self.inpainted, "reconstruct": self.mesh}[stage]
+
+    def outputs_of(self, stage: str) -> list[Path]:
+        """Files that must all exist (and be fresh) for a stage to count as done; primary last."""
+        extra = {"segment": [self.path("face_region", "png")],
+                 "reconstruct": [self.path("", "mtl"), self.path("albedo", "png"), self.path("params", "npz")]}
+        return [*extra.get(stage, []), self.primary(stage)]
 
     def inputs_of(self, stage: str, skip_inpaint: bool) -> list[Path]:
         photo_for_fit = self.image if skip_inpaint else self.inpainted
@@ -67,12 +75,25 @@ class StageFiles:
         }[stage]
 
 
-def is_fresh(output: Path, inputs: Iterable[Path]) -> bool:
-    """An output is fresh when it exists and is at least as new as every input that exists."""
-    if not output.is_file():
+def is_fresh(output: Path | list[Path], inputs: Iterable[Path]) -> bool:
+    """Outputs are fresh when they all exist and each is at least as new as every input that exists."""
+    outputs = [output] if isinstance(output, Path) else list(output)
+    if not all(path.is_file() for path in outputs):
         return False
     newest = max((p.stat().st_mtime_ns for p in inputs if p.is_file()), default=0)
-    return output.stat().st_mtime_ns >= newest
+    return all(path.stat().st_mtime_ns >= newest for path in outputs)
+
+
+def _invalidate(files: StageFiles, stage: str) -> None:
+    """Before a stage recomputes: remove its primary output (written last, so a run killed midway
+    leaves the stage visibly unfinished) and the manifest (present only after a finished run)."""
+    for path in (files.primary(stage), files.manifest):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot replace ({exc.strerror})", path) from None
 
 
 def run_one(image: Path, out_dir: Path, options: PipelineOptions, engines: Optional[Engines] = None,
@@ -86,31 +107,41 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
               on_stage: Optional[Callable[[Path, str], None]] = None) -> list[ItemReport]:
     """Run the pipeline on several photos; their reconstructions share one batched fit when
     there are several to do (``--batch-size``), which is what makes a GPU pay off."""
-    items = []
-    for image, out_dir in zip(images, out_dirs):
-        files = StageFiles(image, out_dir)
-        report = ItemReport(input=Path(image), out_dir=Path(out_dir), ok=False)
-        state = _LazyState(files, options)
-        stage_hook = (lambda stage, p=image: on_stage(p, stage)) if on_stage else None
+    reports = [ItemReport(input=Path(image), out_dir=Path(out_dir), ok=False) for image, out_dir in zip(images, out_dirs)]
+    created = []
+    for report in reports:
         try:
-            ensure_dir(out_dir)
-            needs_reconstruct = _run_stages(files, state, options, engines, report, stage_hook)
+            created.append(ensure_dir(report.out_dir))
         except ShrnError as err:
             report.error, report.exit_code = str(err), err.exit_code
+    # Each photo folder is locked while its stages run: a second run on the same folder waits.
+    with locked_folders(created):
+        items = []
+        for report in reports:
+            files = StageFiles(report.input, report.out_dir)
+            state = _LazyState(files, options)
+            stage_hook = (lambda stage, p=report.input: on_stage(p, stage)) if on_stage else None
             needs_reconstruct = False
-        items.append((files, state, report, needs_reconstruct))
+            if report.error is None:
+                remove_temporary_files(report.out_dir)
+                try:
+                    needs_reconstruct = _run_stages(files, state, options, engines, report, stage_hook)
+                except ShrnError as err:
+                    report.error, report.exit_code = str(err), err.exit_code
+            items.append((files, state, report, needs_reconstruct))
 
-    pending = [(f, st, r) for f, st, r, needed in items if needed]
-    if len(pending) > 1:
-        _reconstruct_together(pending, engines)
-    elif pending:
-        _reconstruct_alone(*pending[0], engines)
-    for files, state, report, _ in items:
-        report.ok = report.error is None
-        payload = _manifest_payload(files, options, report)
-        payload["summary"] = _write_summary(files, state, options, report, payload)
-        _write_manifest(files, payload)
-    return [report for _, _, report, _ in items]
+        pending = [(f, st, r) for f, st, r, needed in items if needed]
+        if len(pending) > 1:
+            _reconstruct_together(pending, engines)
+        elif pending:
+            _reconstruct_alone(*pending[0], engines)
+        for files, state, report, _ in items:
+            report.ok = report.error is None
+            if files.out_dir.is_dir():
+                payload = _manifest_payload(files, options, report)
+                payload["summary"] = _write_summary(files, state, options, report, payload)
+                _write_manifest(files, payload)
+    return reports
 
 
 def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOptions, report: ItemReport,
@@ -188,10 +219,11 @@ def _run_stages(files: StageFiles, state: "_LazyState", options: PipelineOptions
             report.stages.append(engines.provide_mask(files, state, options.mask))
             continue
         primary = files.primary(stage)
-        fresh = index < first_forced and is_fresh(primary, files.inputs_of(stage, options.skip_inpaint))
+        fresh = index < first_forced and is_fresh(files.outputs_of(stage), files.inputs_of(stage, options.skip_inpaint))
         if fresh:
             report.stages.append(StageRecord(stage, "reused", outputs={stage: str(primary)}))
             continue
+        _invalidate(files, stage)
         if stage == "reconstruct":
             return True
         start = time.perf_counter()

@@ -35,16 +35,12 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 def load_state_dict(path: str | Path) -> "OrderedDict[str, object]":
     """Tensors of a checkpoint: a plain state dict or one wrapped in ``state_dict``/``model``/...,
     with any ``module.`` (DataParallel) or ``model.`` prefixes removed."""
-    import torch
+    from ..formats.checkpoint import load_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError("weights file not found (pass a DeepLabV3 checkpoint with --weights FILE)", path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/unsafe files; all mean "not loadable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"cannot load checkpoint as plain tensors (weights_only=True): {first[:200]}", path) from None
+    checkpoint = load_checkpoint(path, "checkpoint")
     state = checkpoint
     for _ in range(2):  # at most two levels of wrapping, e.g. {"model": {"state_dict": ...}}
         if isinstance(state, dict):
@@ -85,6 +81,9 @@ def infer_num_classes(state: dict) -> int:
     if weight is None:
         raise WeightsError("checkpoint has no 'classifier.4.weight' (the DeepLabV3 head's last layer), so the number "
                            "of classes is unknown")
+    if getattr(weight, "ndim", 0) != 4 or not 1 <= int(weight.shape[0]) <= 1000:
+        raise WeightsError(f"'classifier.4.weight' has shape {tuple(getattr(weight, 'shape', ()))}, expected a 1x1 "
+                           "convolution (classes, 256, 1, 1)")
     return int(weight.shape[0])
 
 
@@ -109,7 +108,11 @@ def build_model(state: dict, architecture: str | None = None, num_classes: int |
             if items:
                 parts.append(f"{len(items)} {label}: {', '.join(items[:4])}{', ...' if len(items) > 4 else ''}")
         raise WeightsError(f"checkpoint does not match {architecture} with {classes} classes: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:  # e.g. a tensor of a dtype that cannot be copied
+        raise WeightsError(f"checkpoint tensors cannot be loaded into {architecture}: "
+                           f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
     return model.eval()
 
 
@@ -125,9 +128,14 @@ class DeepLabSegmenter:
             raise WeightsError("the deeplabv3 backend needs a checkpoint: pass --weights FILE (no weights are downloaded)")
         self.device = resolve_device(device)
         state = load_state_dict(weights)
-        self.model = build_model(state, architecture, num_classes).to(self.device)
-        self.architecture = architecture or infer_architecture(state)
-        self.num_classes = infer_num_classes(state) if num_classes is None else int(num_classes)
+        try:
+            self.model = build_model(state, architecture, num_classes).to(self.device)
+            self.architecture = architecture or infer_architecture(state)
+            self.num_classes = infer_num_classes(state) if num_classes is None else int(num_classes)
+        except WeightsError as err:  # name the file in every message about its contents
+            if err.path is None:
+                raise WeightsError(str(err), weights) from None
+            raise
         self.occluder_classes = [int(c) for c in occluder_classes]
         bad = [c for c in self.occluder_classes if not 0 <= c < max(self.num_classes, 2)]
         if bad or not self.occluder_classes:

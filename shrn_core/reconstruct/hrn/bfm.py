@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import WeightsError
+from ...errors import FormatError, WeightsError
 from .assets import AssetPaths
 from .uv import UVLayout
 
@@ -117,10 +117,15 @@ def _load_mat(path: Path, fields: tuple[str, ...]) -> dict:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    from ...formats.arrays import load_npy
+
     try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise _bad(path, f"cannot read .npy ({exc.__class__.__name__})") from None
+        array = load_npy(path, max_bytes=2 ** 31)  # the official albedo basis alone is 240 MB
+    except FormatError as err:
+        raise _bad(path, f"cannot read .npy ({str(err).removeprefix(f'{path}: ')})") from None
+    if array.dtype.kind not in "iuf" or not np.isfinite(array).all():
+        raise _bad(path, f"expected finite numbers, got {array.dtype}")
+    return array
 
 
 def _obj_faces(path: Path) -> np.ndarray:
@@ -129,7 +134,10 @@ def _obj_faces(path: Path) -> np.ndarray:
         with open(path, "r", encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.startswith("f "):
-                    faces.append([int(item.split("/")[0]) for item in line.split()[1:4]])
+                    face = [int(item.split("/")[0]) for item in line.split()[1:4]]
+                    if len(face) != 3 or max(map(abs, face)) > 2 ** 31:
+                        raise ValueError("a face needs three vertex ids")
+                    faces.append(face)
     except (OSError, ValueError) as exc:
         raise _bad(path, f"cannot parse OBJ faces ({exc.__class__.__name__})") from None
     if not faces:

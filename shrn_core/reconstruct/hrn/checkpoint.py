@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ...errors import WeightsError
+from ...formats.checkpoint import load_checkpoint
 from .networks import HRNNetworks
 
 MAX_LISTED = 5
@@ -14,11 +15,7 @@ MAX_LISTED = 5
 
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types (UnpicklingError, IndexError, ...) on bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise WeightsError(f"not a readable PyTorch checkpoint ({first[:200]})", path) from None
+    data = load_checkpoint(path, "HRN checkpoint")
     if not isinstance(data, dict):
         raise WeightsError(f"checkpoint holds a {type(data).__name__}, expected a dict of state dicts", path)
     return data
