@@ -244,7 +244,8 @@ def test_reads_meshes_written_by_shrn_reconstruct(pair, tmp_path, now_result):
 
     pred = read_mesh(pair["pred"])
     uvs = np.random.default_rng(0).random((len(pred.vertices), 2))
-    path = shrn_mesh.write_obj(tmp_path / "face.obj", pred.vertices, pred.faces, uvs=uvs, mtl_name="face.mtl")
+    path = shrn_mesh.write_obj(tmp_path / "face.obj", pred.vertices, pred.faces, uvs=uvs, mtl_name="face.mtl",
+                               topology="mediapipe468")
     assert read_mesh(path).topology == "mediapipe468"  # landmarks come from the topology ("auto")
     result = evaluate(path, pair["scan"])
     assert result.stats.median == pytest.approx(now_result.stats.median, rel=1e-3)

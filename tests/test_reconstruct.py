@@ -7,27 +7,32 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from shrn_core.errors import FaceError, InputError, NumericalError, OutputError
-from shrn_core.face.topology import NUM_MESH_POINTS, load_topology
+from shrn_core.facemodel import load_face_model
 from shrn_core.formats.image import read_image
 from shrn_core.geometry.transforms import umeyama
 from shrn_core.reconstruct import reconstruct, reconstruct_multiview, write_reconstruction
 from shrn_core.reconstruct.fit.camera import default_intrinsics
-from shrn_core.reconstruct.fit.landmarks import ViewObservation, fit_landmarks
+from shrn_core.reconstruct.fit.model_fit import ModelFitOptions, ViewObservation, fit_model
 from shrn_core.reconstruct.fit.mesh_ops import subdivide, subdivided_mirror
 
 # small settings: the tests check behaviour, benchmarks check quality and speed at default settings
-FAST = dict(render_size=96, texture_size=96, subdivisions=1, mid_iterations=6, fine_iterations=4,
-            displacement_size=32, max_render_side=256, coarse_iterations=100)
+FAST = dict(render_size=96, texture_size=96, mid_iterations=6, fine_iterations=4,
+            displacement_size=32, max_render_side=256, subdivisions=0)
 
 
-def _synthetic_view(shape, euler_deg, t, width=640, height=480):
+def _synthetic_view(model, identity, expression, euler_deg, t, width=640, height=480, noise_px=0.0, seed=0):
+    """Landmarks of a known face-model face seen by a known camera (mediapipe-like depth in pixels)."""
     R = Rotation.from_euler("YXZ", euler_deg, degrees=True).as_matrix()
     K = default_intrinsics(width, height)
-    cam = shape @ R.T + t
+    verts = model.vertices(torch.as_tensor(identity[None], dtype=torch.float64),
+                           torch.as_tensor(expression[None], dtype=torch.float64))
+    points = model.mediapipe_points(verts)[0].numpy()
+    cam = points @ R.T + t
     u = K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2]
     v = K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]
-    z = -(cam[:, 2] - cam[:, 2].mean()) * K[0, 0] / -t[2]  # mediapipe-like relative depth in pixels
-    return ViewObservation(np.stack([u, v, z], 1), K, width, height, np.zeros(len(shape), bool)), R
+    z = -(cam[:, 2] - cam[:, 2].mean()) * K[0, 0] / -t[2]
+    landmarks = np.stack([u, v, z], 1) + np.random.default_rng(seed).normal(scale=noise_px, size=(len(u), 3))
+    return ViewObservation(landmarks, K, width, height, np.zeros(len(u), bool)), R, verts[0].numpy()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,57 +45,103 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def topo():
-    return load_topology()
+def model():
+    return load_face_model()
 
 
 @pytest.fixture(scope="module")
-def deformed_shape(topo):
-    shape = topo.mean_shape.astype(np.float64).copy()
-    shape[:, 0] *= 1.06  # wider face
-    shape[:, 2] += 6 * np.exp(-((shape[:, 0]) ** 2 + (shape[:, 1] + 10) ** 2) / (2 * 25 ** 2))  # fuller mid-face
-    return shape
+def known_face(model):
+    rng = np.random.default_rng(3)
+    identity = rng.normal(size=model.num_identity)
+    expression = np.zeros(model.num_expression)
+    expression[model.expression_names.index("mouthSmile_L")] = 0.6
+    expression[model.expression_names.index("mouthSmile_R")] = 0.6
+    return identity, expression
+
+
+# The solver's known answers: exact landmarks deserve a tight noise model, and the synthetic oval
+# points are embedded surface points, not the silhouette the default fit matches them to.
+EXACT = ModelFitOptions(landmark_sigma_mm=0.5, oval_weight=0.0)
 
 
 def _aligned_error(a, b):
     return np.linalg.norm(umeyama(a, b).apply(a) - b, axis=1).mean()
 
 
-def test_coarse_fit_recovers_known_pose_and_shape(topo, deformed_shape):
-    view, R_true = _synthetic_view(deformed_shape, [25, -10, 5], np.array([15.0, -10.0, -600.0]))
-    fit = fit_landmarks([view], topo)
-    assert fit.vertices.shape == (1, NUM_MESH_POINTS, 3)
+def test_coarse_fit_recovers_known_pose_shape_and_expression(model, known_face):
+    identity, expression = known_face
+    view, R_true, truth = _synthetic_view(model, identity, expression, [25, -10, 5], np.array([15.0, -10.0, -600.0]),
+                                          noise_px=0.3)
+    fit = fit_model([view], model, EXACT)
+    assert fit.vertices.shape == (1, model.num_vertices, 3) and fit.neutral.shape == fit.vertices.shape
     angle = np.degrees(Rotation.from_matrix(fit.rotations[0] @ R_true.T).magnitude())
-    assert angle < 1.5
-    assert fit.reprojection_px[0] < 0.5
-    shape_error = _aligned_error(fit.vertices[0], deformed_shape[:NUM_MESH_POINTS])
-    prior_error = _aligned_error(topo.mean_shape[:NUM_MESH_POINTS].astype(np.float64), deformed_shape[:NUM_MESH_POINTS])
-    assert shape_error < 0.6 * prior_error
-    assert abs(fit.translations[0, 2] + 600) < 40  # distance from the IPD prior: within 7 %
+    assert angle < 2.0
+    assert fit.reprojection_px[0] < 1.0
+    mean = model.neutral.astype(np.float64)
+    assert _aligned_error(fit.vertices[0], truth) < 0.6 * _aligned_error(mean, truth)
+    smile = [model.expression_names.index(n) for n in ("mouthSmile_L", "mouthSmile_R")]
+    assert fit.expression[0, smile].min() > 0.3 and np.delete(fit.expression[0], smile).max() < 0.3
+    assert ((fit.expression >= 0) & (fit.expression <= 1)).all()
+    # the neutral mesh is the identity alone: no smile left in it
+    truth_neutral = model.vertices(torch.as_tensor(identity[None]), None)[0].numpy()
+    assert _aligned_error(fit.neutral[0], truth_neutral) < _aligned_error(fit.vertices[0], truth_neutral)
+    # the model's 68 landmarks project near the truth's (inner points; the jaw is a silhouette)
+    true_68 = (truth[model.landmarks68[17:]] @ R_true.T + np.array([15.0, -10.0, -600.0]))
+    K = view.K
+    proj = np.stack([K[0, 0] * true_68[:, 0] / -true_68[:, 2] + K[0, 2], K[1, 1] * -true_68[:, 1] / -true_68[:, 2] + K[1, 2]], 1)
+    assert np.linalg.norm(fit.landmarks_68[0, 17:] - proj, axis=1).mean() < 2.0
 
 
-def test_multi_view_coarse_fit_shares_one_shape(topo, deformed_shape):
-    views, rotations = zip(*[_synthetic_view(deformed_shape, [yaw, 0, 0], np.array([0.0, 0.0, -500.0]))
-                             for yaw in (-30, 0, 30)])
-    fit = fit_landmarks(list(views), topo)
+def test_multi_view_coarse_fit_shares_one_identity(model, known_face):
+    identity, expression = known_face
+    views, rotations, truths = zip(*[_synthetic_view(model, identity, expression, [yaw, 0, 0], np.array([0.0, 0.0, -500.0]))
+                                     for yaw in (-30, 0, 30)])
+    fit = fit_model(list(views), model, EXACT)
+    assert fit.identity.shape == (1, model.num_identity) and fit.expression.shape == (3, model.num_expression)
     for R_fit, R_true in zip(fit.rotations, rotations):
-        assert np.degrees(Rotation.from_matrix(R_fit @ R_true.T).magnitude()) < 1.5
-    prior_error = _aligned_error(topo.mean_shape[:NUM_MESH_POINTS].astype(np.float64), deformed_shape[:NUM_MESH_POINTS])
-    assert _aligned_error(fit.vertices[0], deformed_shape[:NUM_MESH_POINTS]) < 0.6 * prior_error
+        assert np.degrees(Rotation.from_matrix(R_fit @ R_true.T).magnitude()) < 2.0
+    mean = model.neutral.astype(np.float64)
+    assert _aligned_error(fit.vertices[0], truths[0]) < 0.6 * _aligned_error(mean, truths[0])
 
 
-def test_subdivision_keeps_landmark_vertices_first(topo):
-    sub = subdivide(topo.triangles, NUM_MESH_POINTS)
-    points = sub.smooth_points(topo.mean_shape[:NUM_MESH_POINTS].astype(np.float64))
-    assert len(sub.faces) == 4 * len(topo.triangles)
-    assert len(points) == NUM_MESH_POINTS + len(sub.edges)
-    # the old vertices keep their index and stay within a few mm of their landmark
-    assert np.linalg.norm(points[:NUM_MESH_POINTS] - topo.mean_shape[:NUM_MESH_POINTS], axis=1).max() < 5.0
-    uvs = sub.midpoints(topo.uvs)
-    assert np.allclose(uvs[:NUM_MESH_POINTS], topo.uvs)
-    a, b = sub.edges[0]
-    assert np.allclose(uvs[NUM_MESH_POINTS], (topo.uvs[a] + topo.uvs[b]) / 2)
-    mirror = subdivided_mirror(sub, topo.mirror)
+def test_batched_coarse_fit_equals_one_by_one(model, known_face):
+    identity, expression = known_face
+    a, _, _ = _synthetic_view(model, identity, expression, [10, 0, 0], np.array([0.0, 0.0, -550.0]), noise_px=0.5)
+    b, _, _ = _synthetic_view(model, -identity, np.zeros_like(expression), [-20, 5, 0], np.array([5.0, 0.0, -450.0]),
+                              noise_px=0.5, seed=1)
+    together = fit_model([a, b], model, subject_of_view=[0, 1])
+    for index, view in enumerate((a, b)):
+        alone = fit_model([view], model)
+        assert np.abs(together.vertices[index] - alone.vertices[0]).max() < 1e-3
+
+
+def test_jaw_landmarks_follow_the_silhouette(model):
+    """Turned to the side, the far jaw points sit on the face's outline: the model's outermost
+    projected vertex on that side, not the frontal jaw vertex hidden behind the cheek."""
+    zero_id, zero_ex = np.zeros(model.num_identity), np.zeros(model.num_expression)
+    view, R, verts = _synthetic_view(model, zero_id, zero_ex, [50, 0, 0], np.array([0.0, 0.0, -600.0]))
+    fit = fit_model([view], model)
+    K, t = view.K, fit.translations[0]
+    cam = fit.vertices[0] @ fit.rotations[0].T + t
+    u = K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2]
+    # yaw +50: the subject's right side (jaw points 0-3) turns away; its outline is the smallest u
+    # among the candidate band, and the chosen points lie on it
+    for k in range(4):
+        candidates = model.jaw_contour[k][model.jaw_contour[k] >= 0]
+        assert fit.landmarks_68[0, k, 0] <= u[candidates].min() + 1.0
+        assert fit.landmarks_68[0, k, 0] < u[model.landmarks68[k]] - 2.0  # not the hidden frontal vertex
+
+
+def test_subdivision_keeps_model_vertices_first(model):
+    sub = subdivide(model.triangles, model.num_vertices)
+    points = sub.smooth_points(model.neutral.astype(np.float64))
+    V = model.num_vertices
+    assert len(sub.faces) == 4 * len(model.triangles) and len(points) == V + len(sub.edges)
+    # the old vertices keep their index and stay within a few mm of where they were
+    assert np.linalg.norm(points[:V] - model.neutral, axis=1).max() < 5.0
+    uvs = sub.midpoints(model.uvs)
+    assert np.allclose(uvs[:V], model.uvs)
+    mirror = subdivided_mirror(sub, model.mirror)
     assert (mirror[mirror] == np.arange(len(mirror))).mean() > 0.99
     flipped = points[mirror] * [-1, 1, 1]
     assert np.median(np.linalg.norm(flipped - points, axis=1)) < 0.5
@@ -120,20 +171,27 @@ def recon(photo, photo_analysis, hrn_photo):
 def test_reconstruct_photo_gives_all_levels_aligned_with_landmarks(recon, photo, photo_analysis):
     assert list(recon.levels) == ["coarse", "mid", "fine"]
     coarse, mid = recon.levels["coarse"], recon.levels["mid"]
-    assert coarse.vertices.shape == (468, 3) and len(mid.vertices) > 468 and len(mid.faces) == 4 * len(coarse.faces)
-    for mesh in recon.levels.values():
+    model = load_face_model()
+    assert coarse.vertices.shape == (model.num_vertices, 3) and len(mid.vertices) == model.num_vertices
+    for mesh in list(recon.levels.values()) + [recon.neutral]:
         assert np.isfinite(mesh.vertices).all() and mesh.uvs.shape == (len(mesh.vertices), 2)
-    # the 468 landmark vertices project onto the detected landmarks
+        assert mesh.topology == model.name
+    # mediapipe's points, embedded in the fitted surface, project onto the detected landmarks
     view = recon.views[0]
-    cam = recon.final.vertices[:468] @ view.camera.R.T + view.camera.t
+    points = model.mediapipe_points(torch.as_tensor(recon.final.vertices[None]))[0].numpy()
+    cam = points[:468] @ view.camera.R.T + view.camera.t
     K = view.camera.K
     proj = np.stack([K[0, 0] * cam[:, 0] / -cam[:, 2] + K[0, 2], K[1, 1] * -cam[:, 1] / -cam[:, 2] + K[1, 2]], 1)
     face_width = np.ptp(photo_analysis.face.landmarks[:, 0])
     rms = np.sqrt(((proj - photo_analysis.face.landmarks[:468, :2]) ** 2).sum(1).mean())
-    assert rms < 0.02 * face_width
-    # face size from the interpupillary prior: a plausible adult face (cheek to cheek 120-170 mm)
-    width_mm = np.linalg.norm(recon.final.vertices[234] - recon.final.vertices[454])
+    assert rms < 0.03 * face_width
+    # a plausible adult face: cheek to cheek (mediapipe 234 - 454) 110-180 mm
+    width_mm = np.linalg.norm(points[234] - points[454])
     assert 110 < width_mm < 180
+    # 68 model landmarks: inner points near the detector's
+    inner = np.linalg.norm(view.landmarks_68[17:] - photo_analysis.face.landmarks_68[17:], axis=1).mean()
+    assert inner < 0.05 * face_width
+    assert recon.model.identity.shape == (model.num_identity,) and view.expression.shape == (model.num_expression,)
     assert recon.albedo.shape == (96, 96, 3) and recon.albedo.dtype == np.uint8
     assert view.overlay.shape == photo.shape and view.shading.shape == photo.shape
     # the overlay changed the face pixels and left the corners of the photo alone

@@ -29,10 +29,18 @@ def test_reconstruct_writes_documented_outputs_and_reuses_them(shared_data, tmp_
     stem = "AFLW2000__image00302"
     assert {p.name for p in outputs.values()} == {f"{stem}.obj", f"{stem}.mtl", f"{stem}.albedo.png",
                                                   f"{stem}.params.npz", f"{stem}.glb", f"{stem}.overlay.png",
-                                                  f"{stem}.shading.png"}
+                                                  f"{stem}.shading.png", f"{stem}.neutral.obj"}
     assert all(p.is_file() for p in outputs.values())
-    assert outputs["mesh"].read_text().startswith("# shrn mesh topology=mediapipe468")
-    assert record["levels"] == ["coarse"] and record["vertices"] == 468
+    assert outputs["mesh"].read_text().startswith("# shrn mesh topology=ict-face-v1")
+    assert outputs["mesh_neutral"].read_text().startswith("# shrn mesh topology=ict-face-v1")
+    assert record["levels"] == ["coarse"] and record["vertices"] == 9409
+    from shrn_core.formats.mesh import read_params
+
+    params = read_params(outputs["params"])
+    assert str(params["model"]) == "ict-face-v1" and params["identity"].shape == (100,)
+    assert params["expression"].shape == (1, 53) and len(params["expression_names"]) == 53
+    assert ((params["expression"] >= 0) & (params["expression"] <= 1)).all()
+    assert params["landmarks_68"].shape == (1, 68, 2) and np.isfinite(params["landmarks_68"]).all()
     overlay = cv2.imread(str(outputs["overlay"]))
     assert overlay.shape == cv2.imread(str(photo)).shape
     again = shrn("reconstruct", photo, "--out", tmp_path, "--format", "glb", "--json", *FAST)

@@ -15,8 +15,7 @@ from ...errors import InputError, NumericalError
 from ...facemodel import load_face_model
 from ..types import LEVELS, Camera, Mesh, ModelParameters, Reconstruction, ViewResult
 from .camera import default_intrinsics
-from .landmarks import ViewObservation
-from .model_fit import ModelFitOptions, fit_model
+from .model_fit import ModelFitOptions, ViewObservation, fit_model
 from .mesh_ops import subdivide, subdivided_mirror, unique_edges, vertex_normals
 from .photometric import CropView, PhotometricOptions, batched_faces, build_pixels, fit_level, pixel_normals
 from .raster import create_context, crop_intrinsics, interpolate, rasterize_view, texture

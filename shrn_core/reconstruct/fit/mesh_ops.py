@@ -1,5 +1,5 @@
-"""Mesh operations the fit needs in torch: normals, a graph Laplacian, and 1-to-4 subdivision that
-keeps the original vertices first (so the 468 landmark vertex ids stay valid on every level)."""
+"""Mesh operations the fit needs in torch: normals and 1-to-4 subdivision that keeps the original
+vertices first (so the face model's vertex ids stay valid on every level)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,17 +20,6 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def unique_edges(faces: np.ndarray) -> np.ndarray:
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     return np.unique(np.sort(edges, axis=1), axis=0)
-
-
-def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> torch.Tensor:
-    """Dense (V, V) L = I - D^-1 A over the mesh edges: (L x)_i = x_i - mean of its neighbours
-    (for the 468-vertex coarse mesh; finer levels use edge differences instead)."""
-    edges = unique_edges(np.asarray(faces))
-    adjacency = np.zeros((num_vertices, num_vertices))
-    adjacency[edges[:, 0], edges[:, 1]] = 1
-    adjacency[edges[:, 1], edges[:, 0]] = 1
-    degree = np.maximum(adjacency.sum(1, keepdims=True), 1)
-    return torch.as_tensor(np.eye(num_vertices) - adjacency / degree, dtype=torch.float32)
 
 
 @dataclass

@@ -34,7 +34,6 @@ from ...face.topology import NUM_MESH_POINTS
 from ...facemodel import FACE_OVAL, FaceModel
 from ...geometry.transforms import umeyama
 from .camera import axis_angle_to_matrix, matrix_to_axis_angle
-from .landmarks import ViewObservation
 
 log = logging.getLogger("shrn.reconstruct")
 
@@ -43,14 +42,25 @@ _FIXED_POINTS = np.setdiff1d(np.arange(NUM_MESH_POINTS), _OVAL)
 
 
 @dataclass
+class ViewObservation:
+    """One photo's landmarks as the fit sees them."""
+
+    landmarks: np.ndarray  # (478, 3) pixels: x, y, relative depth z (smaller = closer), from face analysis
+    K: np.ndarray  # (3, 3) intrinsics
+    width: int
+    height: int
+    occluded: np.ndarray  # (478,) bool: landmark inside the occlusion mask
+
+
+@dataclass
 class ModelFitOptions:
     iterations: int = 8  # Levenberg-Marquardt iterations
     identity_components: int = 100  # leading identity components fitted (<= the model's)
-    landmark_sigma_mm: float = 2.0  # landmark noise: the data term is sum((residual / sigma)^2)
+    landmark_sigma_mm: float = 5.0  # landmark noise (correlated errors: larger than a point's own); data = sum((r / sigma)^2)
     identity_weight: float = 1.0  # prior weight on ||a||^2 (a ~ N(0, 1))
     expression_l2: float = 1.0
     expression_l1: float = 2.0
-    depth_weight: float = 0.5
+    depth_weight: float = 0.1  # mediapipe's relative depth is a learned guess: it helps little (synthetic dev set)
     oval_weight: float = 1.0
     occluded_weight: float = 0.2
     robust_scale_mm: float = 1.5
@@ -224,8 +234,9 @@ class _Group:
         self.R = torch.as_tensor(np.stack([R for R, _ in poses]), dtype=dtype).view(S, n, 3, 3)
         self.tau = torch.zeros(S, n, 3, dtype=dtype)
         self.tau[..., :2] = torch.as_tensor(t0[:, :2] / -t0[:, 2:3], dtype=dtype).view(S, n, 2)
-        depth_mp = -self.target[..., 2] / self.ppm[..., None]
-        self.depth_mp = depth_mp - depth_mp[..., :self.num_fixed].mean(-1, keepdim=True)
+        # mediapipe's relative depth in pixels (larger = closer); in mm it scales with the distance
+        depth_px = -self.target[..., 2]
+        self.depth_px = depth_px - depth_px[..., :self.num_fixed].mean(-1, keepdim=True)
 
     # -- geometry
     def translation(self, tau):
@@ -268,7 +279,8 @@ class _Group:
         nf = self.num_fixed
         depth = c[..., :nf, 2] - c[..., :nf, 2].mean(-1, keepdim=True)
         dsw = sw[..., :nf] * np.sqrt(o.depth_weight)
-        rdepth = (depth - self.depth_mp[..., :nf]) * dsw
+        depth_mp = self.depth_px[..., :nf] * (d / self.Ks[..., 0, 0])[..., None]  # mm at the current distance
+        rdepth = (depth - depth_mp) * dsw
         r = torch.cat([r2d.reshape(self.S, -1), rdepth.reshape(self.S, -1)], 1)
         cost = (r ** 2).sum(1) + o.identity_weight * (a ** 2).sum(1) + o.expression_l2 * (e ** 2).sum((1, 2)) \
             + o.expression_l1 * e.sum((1, 2))
@@ -290,6 +302,7 @@ class _Group:
         J2_v = torch.einsum("snpij,snpjk->snpik", duv, dc_view) * scale[..., None]
         Jd_a = (dc_a[..., :nf, 2, :] - dc_a[..., :nf, 2, :].mean(2, keepdim=True)) * dsw[..., None]
         Jd_v = (dc_view[..., :nf, 2, :] - dc_view[..., :nf, 2, :].mean(2, keepdim=True)) * dsw[..., None]
+        Jd_v[..., -1] = Jd_v[..., -1] - depth_mp * dsw  # the mm scale of mediapipe's depth follows log d
         return cost, r, uv, (J2_a, J2_v, Jd_a, Jd_v)
 
     def normal_equations(self, r, blocks):
@@ -351,18 +364,22 @@ def _fit_group(views, view_ids: list[list[int]], subject_ids: list[int], model: 
         cost, r, uv, blocks = problem.residuals(problem.a, problem.e, problem.R, problem.tau, True)
         H, g = problem.normal_equations(r, blocks)
         diag = torch.diagonal(H, dim1=1, dim2=2)
+        # each subject takes at most one accepted step per iteration, whatever the others do (so a
+        # batch fits every face exactly as it would be fitted alone)
+        done = torch.zeros(problem.S, dtype=torch.bool)
         for _attempt in range(8):
             step = torch.linalg.solve(H + torch.diag_embed(lam[:, None] * diag + 1e-9), -g[..., None])[..., 0]
             a, e, R, tau = problem.apply(step)
             new_cost = problem.residuals(a, e, R, tau, False)[0]
-            better = new_cost < cost
+            better = (new_cost < cost) & ~done
             keep = better.view(-1, 1)
             problem.a = torch.where(keep, a, problem.a)
             problem.e = torch.where(keep[..., None], e, problem.e)
             problem.R = torch.where(keep[..., None, None], R, problem.R)
             problem.tau = torch.where(keep[..., None], tau, problem.tau)
-            lam = torch.where(better, lam * 0.3, lam * 10).clamp(1e-9, 1e9)
-            if bool(better.all()):
+            lam = torch.where(done, lam, torch.where(better, lam * 0.3, lam * 10)).clamp(1e-9, 1e9)
+            done |= better
+            if bool(done.all()):
                 break
     if not (torch.isfinite(problem.a).all() and torch.isfinite(problem.tau).all()):
         raise NumericalError("face model fit diverged (NaN/inf)")
