@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=0, help="also time a batched pass (0 = skip)")
+    parser.add_argument("--dataset-mode", action="store_true",
+                        help="also time the batched pass without summary sheets and overlay/shading renders "
+                             "(--no-summary --no-renders, as for a dataset run)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
@@ -57,6 +60,18 @@ def main() -> None:
             wall = time.perf_counter() - start
             result["batched"] = {"batch_size": args.batch_size, "images": len(photos), "wall_s": wall,
                                  "images_per_s": len(photos) / wall, "ok": sum(r.ok for r in reports)}
+        if args.batch_size and args.dataset_mode:
+            lean = PipelineOptions(device=args.device, overwrite=True, batch_size=args.batch_size, summary=False,
+                                   reconstruct_options={"render_outputs": False})
+            start = time.perf_counter()
+            [report] = run(photos[:1], out, PipelineOptions(device=args.device, overwrite=True, summary=False,
+                                                            reconstruct_options={"render_outputs": False}))
+            result["dataset_mode_single_s"] = time.perf_counter() - start
+            start = time.perf_counter()
+            reports = run(photos, out, lean)
+            wall = time.perf_counter() - start
+            result["dataset_mode"] = {"batch_size": args.batch_size, "images": len(photos), "wall_s": wall,
+                                      "images_per_s": len(photos) / wall, "ok": sum(r.ok for r in reports)}
     print(f"machine: {machine()}  commit: {commit()}")
     print(f"run, {len(per_image)} photos on {args.device}: {result['seconds_per_image_mean']:.2f} s/image mean "
           f"({result['seconds_per_image_median']:.2f} median)")
@@ -64,6 +79,10 @@ def main() -> None:
     if "batched" in result:
         b = result["batched"]
         print(f"batched (batch {b['batch_size']}): {b['images_per_s']:.2f} images/s over {b['images']} images")
+    if "dataset_mode" in result:
+        d = result["dataset_mode"]
+        print(f"dataset mode (no summary, no renders): {result['dataset_mode_single_s']:.2f} s for one photo; "
+              f"batch {d['batch_size']}: {d['images_per_s']:.2f} images/s")
     write_json(args.json_out, result)
 
 

@@ -24,21 +24,27 @@ def obj_text(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = N
     """OBJ text whose first line is ``# shrn mesh topology=<id> ...``: ``<id>`` names the vertex layout
     (the face model's name, e.g. ``ict-face-v1``: its vertices come first, in order, at every level;
     ``unknown`` otherwise); UVs are per vertex, so ``f a/a b/b c/c``."""
-    lines = [f"{OBJ_HEADER}{topology or 'unknown'} vertices={len(vertices)} faces={len(faces)} units=mm {comment}".rstrip()]
-    lines.append("# x right, y up, z towards the viewer (head frame)")
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    one = np.asarray(faces, dtype=np.int64).reshape(-1, 3) + 1
+    head = [f"{OBJ_HEADER}{topology or 'unknown'} vertices={len(vertices)} faces={len(one)} units=mm {comment}".rstrip(),
+            "# x right, y up, z towards the viewer (head frame)"]
     if mtl_name:
-        lines.append(f"mtllib {mtl_name}")
-    lines.extend(f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in np.asarray(vertices, dtype=np.float64))
+        head.append(f"mtllib {mtl_name}")
+    # one %-format over the flattened array: several times faster than a Python loop per line
+    parts = ["\n".join(head) + "\n", _rows("v %.5f %.5f %.5f\n", vertices)]
     if uvs is not None:
-        lines.extend(f"vt {u:.6f} {v:.6f}" for u, v in np.asarray(uvs, dtype=np.float64))
+        parts.append(_rows("vt %.6f %.6f\n", np.asarray(uvs, dtype=np.float64).reshape(-1, 2)))
     if mtl_name:
-        lines.append("usemtl face")
-    one = np.asarray(faces, dtype=np.int64) + 1
+        parts.append("usemtl face\n")
     if uvs is not None:
-        lines.extend(f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in one)
+        parts.append(_rows("f %d/%d %d/%d %d/%d\n", np.repeat(one, 2, axis=1)))
     else:
-        lines.extend(f"f {a} {b} {c}" for a, b, c in one)
-    return "\n".join(lines) + "\n"
+        parts.append(_rows("f %d %d %d\n", one))
+    return "".join(parts)
+
+
+def _rows(line_format: str, array: np.ndarray) -> str:
+    return (line_format * len(array)) % tuple(array.ravel().tolist()) if len(array) else ""
 
 
 def mtl_text(texture_name: str) -> str:

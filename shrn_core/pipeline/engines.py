@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import InputError
 from .options import PipelineOptions, StageRecord
@@ -138,4 +140,15 @@ class Engines:
         recons = reconstruct_batch(list(photos), list(masks), face_analyses=list(analyses),
                                    backend=self.options.reconstruct_backend, device=self.options.device,
                                    **dict(self.options.reconstruct_options))
-        return [self._reconstruct_record(files, state, recon) for (files, state), recon in zip(items, recons)]
+        return parallel_map(lambda pair: self._reconstruct_record(*pair[0], pair[1]), list(zip(items, recons)))
+
+
+def parallel_map(function: Callable, items: Sequence) -> list:
+    """``[function(item) for item in items]`` on a few threads: writing a batch's outputs (OBJ text,
+    PNG encoding, summary renders; most of it releases the GIL) overlaps across photos. The first
+    exception is raised, as in the plain loop."""
+    workers = min(len(items), os.cpu_count() or 1, 8)
+    if workers <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shrn-write") as pool:
+        return list(pool.map(function, items))

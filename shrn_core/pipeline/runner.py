@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import InputError, OutputError, ShrnError
 from ..formats.core import ensure_dir, image_stem, output_path
 from ..formats.manifest import write_manifest
-from .engines import Engines
+from .engines import Engines, parallel_map
 from .lock import locked_folders, remove_temporary_files
 from .options import STAGES, ItemReport, PipelineOptions, StageRecord
 
@@ -135,13 +135,17 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
             _reconstruct_together(pending, engines)
         elif pending:
             _reconstruct_alone(*pending[0], engines)
-        for files, state, report, _ in items:
-            report.ok = report.error is None
-            if files.out_dir.is_dir():
-                payload = _manifest_payload(files, options, report)
-                payload["summary"] = _write_summary(files, state, options, report, payload)
-                _write_manifest(files, payload)
+        parallel_map(lambda item: _finish(*item[:3], options), items)
     return reports
+
+
+def _finish(files: StageFiles, state: "_LazyState", report: ItemReport, options: PipelineOptions) -> None:
+    """Summary sheet, then manifest.json (last: it records what the photo's folder holds)."""
+    report.ok = report.error is None
+    if files.out_dir.is_dir():
+        payload = _manifest_payload(files, options, report)
+        payload["summary"] = _write_summary(files, state, options, report, payload)
+        _write_manifest(files, payload)
 
 
 def _write_summary(files: StageFiles, state: "_LazyState", options: PipelineOptions, report: ItemReport,
