@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import WeightsError
+from ..errors import FormatError, WeightsError
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "face_model"
 MODEL_FORMAT = "shrn.face_model"
@@ -109,10 +110,17 @@ def _check_batch(name: str, value: torch.Tensor, size: int, exact: bool = False)
     return value
 
 
+def load_face_model(path: str | Path | None = None) -> FaceModel:
+    """The face model folder (``config.json`` + ``model.npz`` + ``LICENSE``); WeightsError if broken.
+    Without ``path``: ``$SHRN_FACE_MODEL`` if set (a model rebuilt with ``derive.py``), else the
+    packaged one."""
+    if path is None:
+        path = os.environ.get("SHRN_FACE_MODEL") or MODEL_DIR
+    return _load_face_model(Path(path).resolve())
+
+
 @functools.lru_cache(maxsize=4)
-def load_face_model(path: str | Path = MODEL_DIR) -> FaceModel:
-    """The face model folder (``config.json`` + ``model.npz`` + ``LICENSE``); WeightsError if broken."""
-    folder = Path(path)
+def _load_face_model(folder: Path) -> FaceModel:
     config_path, model_path = folder / "config.json", folder / "model.npz"
     for needed in (config_path, model_path):
         if not needed.is_file():
@@ -175,3 +183,30 @@ def _validate(model: FaceModel, path: Path) -> None:
     for ok, what in checks:
         if not ok:
             raise WeightsError(f"face model is inconsistent: {what}", path)
+
+
+def coefficients_from_params(params: dict, model: FaceModel, path: str | Path | None = None
+                             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(identity (K,), expression (N, E) or None) of a ``params.npz`` (as ``read_params`` returns it),
+    checked against ``model``: coefficients fitted with another face model (or version) are refused by
+    name with a ``FormatError``, as are wrong sizes."""
+    if "identity" not in params or "model" not in params:
+        raise FormatError("params file holds no face-model coefficients (written by a backend without the face model)", path)
+    name = str(params["model"])
+    if name != model.name:
+        raise FormatError(f"coefficients belong to face model {name!r}, not to the loaded {model.name!r}", path)
+    identity = np.asarray(params["identity"])
+    if identity.ndim != 1 or identity.dtype.kind != "f" or len(identity) > model.num_identity or not np.isfinite(identity).all():
+        raise FormatError(f"identity must be up to {model.num_identity} finite numbers, got {identity.dtype} "
+                          f"{identity.shape}", path)
+    expression = params.get("expression")
+    if expression is not None:
+        names = tuple(str(n) for n in np.asarray(params.get("expression_names", [])).ravel())
+        expression = np.asarray(expression)
+        if names != model.expression_names:
+            raise FormatError(f"expression names differ from face model {model.name!r}'s", path)
+        if (expression.ndim != 2 or expression.shape[1] != model.num_expression or expression.dtype.kind != "f"
+                or not np.isfinite(expression).all()):
+            raise FormatError(f"expression must be (views, {model.num_expression}) finite numbers, got "
+                              f"{expression.dtype} {expression.shape}", path)
+    return identity.astype(np.float32), None if expression is None else expression.astype(np.float32)
