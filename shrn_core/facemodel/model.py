@@ -7,7 +7,6 @@ x to the subject's left, y up, z out of the face), ``identity ~ N(0, 1)`` per co
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import FormatError, WeightsError
+from ..formats.core import parse_json_file
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "face_model"
 MODEL_FORMAT = "shrn.face_model"
@@ -125,10 +125,7 @@ def _load_face_model(folder: Path) -> FaceModel:
     for needed in (config_path, model_path):
         if not needed.is_file():
             raise WeightsError("face model file missing (rebuild with python -m shrn_core.facemodel.derive)", needed)
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"face model config is not valid JSON ({exc.__class__.__name__})", config_path) from None
+    config = parse_json_file(config_path, error=WeightsError)
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT or config.get("schema_version") != MODEL_SCHEMA:
         raise WeightsError(f"not a {MODEL_FORMAT} v{MODEL_SCHEMA} config", config_path)
     try:
@@ -141,29 +138,39 @@ def _load_face_model(folder: Path) -> FaceModel:
         raise
     except Exception as exc:  # zip/npy corruption surfaces as many exception types
         raise WeightsError(f"face model file is corrupt ({exc.__class__.__name__})", model_path) from None
-    model = FaceModel(
-        name=str(config.get("name", "unknown")),
-        neutral=arrays["neutral"].astype(np.float32),
-        identity_basis=arrays["identity_basis"].astype(np.float32),
-        expression_basis=arrays["expression_basis"].astype(np.float32),
-        expression_names=tuple(str(n) for n in arrays["expression_names"]),
-        triangles=arrays["triangles"].astype(np.int64),
-        uvs=arrays["uvs"].astype(np.float32),
-        mirror=arrays["mirror"].astype(np.int64),
-        landmarks68=arrays["landmarks68"].astype(np.int64),
-        now7=arrays["now7"].astype(np.int64),
-        jaw_contour=arrays["jaw_contour"].astype(np.int64),
-        mediapipe_triangles=arrays["mediapipe_triangles"].astype(np.int64),
-        mediapipe_barycentric=arrays["mediapipe_barycentric"].astype(np.float32),
-        oval_contour=arrays["oval_contour"].astype(np.int64),
-        regions=arrays["regions"].astype(np.uint8),
-        config=config,
-    )
+    try:
+        model = FaceModel(
+            name=str(config.get("name", "unknown")),
+            neutral=arrays["neutral"].astype(np.float32),
+            identity_basis=arrays["identity_basis"].astype(np.float32),
+            expression_basis=arrays["expression_basis"].astype(np.float32),
+            expression_names=tuple(str(n) for n in arrays["expression_names"]),
+            triangles=arrays["triangles"].astype(np.int64),
+            uvs=arrays["uvs"].astype(np.float32),
+            mirror=arrays["mirror"].astype(np.int64),
+            landmarks68=arrays["landmarks68"].astype(np.int64),
+            now7=arrays["now7"].astype(np.int64),
+            jaw_contour=arrays["jaw_contour"].astype(np.int64),
+            mediapipe_triangles=arrays["mediapipe_triangles"].astype(np.int64),
+            mediapipe_barycentric=arrays["mediapipe_barycentric"].astype(np.float32),
+            oval_contour=arrays["oval_contour"].astype(np.int64),
+            regions=arrays["regions"].astype(np.uint8),
+            config=config,
+        )
+    except (ValueError, TypeError) as exc:  # an array of the wrong dtype (strings, objects) or shape
+        raise WeightsError(f"face model file holds a malformed array ({exc.__class__.__name__})", model_path) from None
     _validate(model, model_path)
     return model
 
 
 def _validate(model: FaceModel, path: Path) -> None:
+    try:
+        _check_consistency(model, path)
+    except (ValueError, IndexError, TypeError):  # empty or oddly shaped arrays break the checks themselves
+        raise WeightsError("face model is inconsistent: malformed arrays", path) from None
+
+
+def _check_consistency(model: FaceModel, path: Path) -> None:
     V = model.num_vertices
     checks = [
         (model.neutral.ndim == 2 and model.neutral.shape[1] == 3, "neutral must be (V, 3)"),

@@ -51,7 +51,11 @@ def resolve_model_files(weights: str | Path | None) -> tuple[dict, dict, str]:
         if not config_path.is_file():
             raise WeightsError(f"not an occlusion-network folder: no {CONFIG_NAME}", folder)
         config = _read_config(config_path)
-        weights_path = folder / config.get("weights", {}).get("file", WEIGHTS_NAME)
+        entry = config.get("weights")
+        name = entry.get("file", WEIGHTS_NAME) if isinstance(entry, dict) else WEIGHTS_NAME
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise WeightsError("config.json's weights.file must be a file name in the model folder", config_path)
+        weights_path = folder / name
         return config, _load(weights_path, load_state), str(folder)
     if not path.is_file():
         raise WeightsError("weights not found (pass a model folder, its config.json or a training checkpoint.pt)", path)
@@ -99,16 +103,24 @@ class LearnedSegmenter:
 
         self.device = resolve_device(device)
         config, state, source = resolve_model_files(weights)
+        # a malformed config or state dict surfaces as many exception types; all mean "not this model"
         try:
             model = build(config["architecture"], state)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise WeightsError(f"{exc}", source) from None
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+            raise WeightsError(f"weights do not fit the configured network ({exc.__class__.__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", source) from None
         self.model = fuse_batchnorm(model).to(self.device).to(memory_format=torch.channels_last)
-        inputs, outputs = config["input"], config.get("output", {})
-        self.spec = ModelSpec(size=int(inputs["size"]), crop_scale=float(inputs["crop_scale"]),
-                              threshold=float(outputs.get("threshold", 0.5) if threshold is None else threshold),
-                              region_margin=float(outputs.get("region_margin", 0.2) if region_margin is None else region_margin),
-                              source=source)
+        try:
+            inputs, outputs = config["input"], config.get("output", {})
+            self.spec = ModelSpec(size=int(inputs["size"]), crop_scale=float(inputs["crop_scale"]),
+                                  threshold=float(outputs.get("threshold", 0.5) if threshold is None else threshold),
+                                  region_margin=float(outputs.get("region_margin", 0.2) if region_margin is None else region_margin),
+                                  source=source)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise WeightsError(f"model config has a malformed input/output section ({exc.__class__.__name__})", source) from None
+        if not (32 <= self.spec.size <= 2048 and 0.5 <= self.spec.crop_scale <= 4.0):
+            raise WeightsError(f"model config's input size {self.spec.size} or crop_scale {self.spec.crop_scale} "
+                               "is out of range (32-2048 px, 0.5-4)", source)
         if not 0.0 < self.spec.threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1, got {self.spec.threshold}")
         if self.spec.region_margin < 0:

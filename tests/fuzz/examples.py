@@ -298,6 +298,20 @@ def build_topology(folder: Path) -> Path:
     return Path(shutil.copy(TOPOLOGY_FILE, folder / "face_topology.npz"))
 
 
+def packaged_builder(which: str, file_name: str):
+    """Copy a packaged model folder (``face_model`` or ``occlusion_net``) and return one of its files."""
+    def build(folder: Path) -> Path:
+        import shutil
+
+        from shrn_core.facemodel import MODEL_DIR
+
+        source = MODEL_DIR.parent / which
+        target = folder / which
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return target / file_name
+    return build
+
+
 def npz_bytes(**arrays) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

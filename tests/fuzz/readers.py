@@ -246,6 +246,29 @@ def _load_topology(path):
     return load_topology.__wrapped__(path)
 
 
+def _load_face_model(path):
+    from shrn_core.facemodel.model import _load_face_model as load
+
+    return load.__wrapped__(path.parent)
+
+
+def check_face_model(model) -> None:
+    v = model.num_vertices
+    assert model.neutral.shape == (v, 3) and np.isfinite(model.neutral).all()
+    assert model.identity_basis.shape[1:] == (v, 3) and model.expression_basis.shape[1:] == (v, 3)
+    assert model.triangles.min() >= 0 and model.triangles.max() < v
+
+
+def _load_occlusion_net(path):
+    from shrn_core.segment.learned import LearnedSegmenter
+
+    return LearnedSegmenter(weights=path.parent, device="cpu")
+
+
+def check_occlusion_net(segmenter) -> None:
+    assert 32 <= segmenter.spec.size <= 2048 and 0 < segmenter.spec.threshold < 1 and 0.5 <= segmenter.spec.crop_scale <= 4
+
+
 MESH_ERRORS = (InputError, FormatError, NumericalError)
 IMAGE_CLI = ("face", "{path}", "--no-hands", "--out", "{out}")
 EVAL_OPTIONS = ("--out", "{out}", "--icp-iterations", "3")
@@ -297,6 +320,14 @@ READERS: list[Reader] = [
                              ("template", ("bytes", "text")))],
     Reader("packaged.face_topology", ex.build_topology, _load_topology, check_topology, (WeightsError,),
            families=("bytes", "npz")),
+    Reader("packaged.face_model", ex.packaged_builder("face_model", "model.npz"), _load_face_model, check_face_model,
+           (WeightsError,), families=("bytes", "npz")),
+    Reader("packaged.face_model_config", ex.packaged_builder("face_model", "config.json"), _load_face_model,
+           check_face_model, (WeightsError,), families=("bytes", "json")),
+    Reader("packaged.occlusion_net", ex.packaged_builder("occlusion_net", "occlusion_net.pt"), _load_occlusion_net,
+           check_occlusion_net, (WeightsError,), families=("bytes", "torch")),
+    Reader("packaged.occlusion_net_config", ex.packaged_builder("occlusion_net", "config.json"), _load_occlusion_net,
+           check_occlusion_net, (WeightsError,), families=("bytes", "json")),
 ]
 
 BY_NAME = {reader.name: reader for reader in READERS}
