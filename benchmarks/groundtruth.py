@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -73,7 +74,9 @@ def main() -> None:
         ids = make_samples(args, out)
     tasks = [(sample_id, settings, str(out), args.device, args.expression_sweep) for sample_id in ids]
     if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
+        # spawn, not fork: the parent already runs torch and mediapipe threads, and a forked child
+        # can inherit one of their locks held (the workers then wait forever)
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(pool.map(evaluate_sample, tasks))
     else:
         rows = [evaluate_sample(task) for task in tasks]
@@ -255,16 +258,19 @@ def _reconstruct_direct(photo: Path, cache: Path, sample_id: str, device: str):
     recon = reconstruct(image, mask=None, face_analysis=analyze_image(image, hands=False), device=device,
                         render_outputs=False)
     final = recon.final
-    mesh_path = write_obj(cache / f"{sample_id}.obj", final.vertices, final.faces)
+    # the topology id in the header tells the evaluator where the model's NoW landmarks are
+    mesh_path = write_obj(cache / f"{sample_id}.obj", final.vertices, final.faces, topology=final.topology)
     neutral = getattr(recon, "neutral", None)
-    neutral_path = write_obj(cache / f"{sample_id}.neutral.obj", neutral.vertices, neutral.faces) if neutral is not None else None
+    neutral_path = (write_obj(cache / f"{sample_id}.neutral.obj", neutral.vertices, neutral.faces, topology=neutral.topology)
+                    if neutral is not None else None)
     return mesh_path, neutral_path
 
 
 def _run_pipeline(samples: Path, sample_id: str, cache: Path, setting: str, device: str):
     from shrn_core.pipeline import PipelineOptions, run
 
-    options = PipelineOptions(device=device)
+    # no summary sheets or overlay renders: they do not change the meshes scored here
+    options = PipelineOptions(device=device, summary=False, reconstruct_options={"render_outputs": False})
     if setting == "oracle":
         options.mask = samples / f"{sample_id}_occ.gt_mask.png"
     reports = run([samples / f"{sample_id}_occ.png"], cache / "runs", options)

@@ -1,7 +1,9 @@
 """``shrn_core.pipeline.run``: the Python API behind ``shrn run``."""
 from __future__ import annotations
 
+import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -10,7 +12,7 @@ from ..formats.core import image_stem
 from .engines import Engines
 from .options import ItemReport, PipelineOptions
 from .plan import check_unique_stems, select_shard
-from .runner import run_chunk
+from .runner import finish_chunk, prepare_chunk
 
 log = logging.getLogger("shrn.pipeline")
 
@@ -35,14 +37,30 @@ def run(inputs: Iterable[str | Path], out: str | Path, options: Optional[Pipelin
         engines.load()  # models load once, before timing starts
     if options.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {options.batch_size}")
+    chunks = [paths[start:start + options.batch_size] for start in range(0, len(paths), options.batch_size)]
+
+    def prepare(chunk):
+        return prepare_chunk(chunk, [Path(out) / image_stem(p) for p in chunk], options, engines, on_stage)
+
     reports = []
-    for start in range(0, len(paths), options.batch_size):
-        chunk = paths[start:start + options.batch_size]
-        for path, report in zip(chunk, run_chunk(chunk, [Path(out) / image_stem(p) for p in chunk], options, engines,
-                                                 on_stage)):
-            reports.append(report)
-            if on_item:
-                on_item(path, report)
+    # While one chunk is reconstructed (the GPU's part), the next chunk's face analysis,
+    # segmentation and inpainting run on a worker thread (mostly CPU work outside the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shrn-prepare") as worker:
+        upcoming = worker.submit(prepare, chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            prepared = upcoming.result()
+            upcoming = worker.submit(prepare, chunks[index + 1]) if index + 1 < len(chunks) else None
+            try:
+                chunk_reports = finish_chunk(prepared, engines)
+            except BaseException:
+                if upcoming is not None:  # release the next chunk's folder locks before leaving
+                    with contextlib.suppress(BaseException):
+                        upcoming.result().locks.close()
+                raise
+            for path, report in zip(chunk, chunk_reports):
+                reports.append(report)
+                if on_item:
+                    on_item(path, report)
     if options.gallery and paths:
         refresh_gallery(out)
     return reports

@@ -1,8 +1,10 @@
 """Chaining the stages for one input, reusing fresh intermediates, writing manifest.json."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -107,6 +109,22 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
               on_stage: Optional[Callable[[Path, str], None]] = None) -> list[ItemReport]:
     """Run the pipeline on several photos; their reconstructions share one batched fit when
     there are several to do (``--batch-size``), which is what makes a GPU pay off."""
+    return finish_chunk(prepare_chunk(images, out_dirs, options, engines, on_stage), engines)
+
+
+@dataclass
+class PreparedChunk:
+    """A chunk whose folders are locked and whose face/segment/inpaint stages have run."""
+    reports: list[ItemReport]
+    items: list  # (files, state, report, needs_reconstruct)
+    options: PipelineOptions
+    locks: contextlib.ExitStack
+
+
+def prepare_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions, engines: Engines,
+                  on_stage: Optional[Callable[[Path, str], None]] = None) -> PreparedChunk:
+    """Lock the photo folders and run the stages before reconstruct (``shrn run`` does this for the
+    next chunk on a worker thread while the current chunk is fitted)."""
     reports = [ItemReport(input=Path(image), out_dir=Path(out_dir), ok=False) for image, out_dir in zip(images, out_dirs)]
     created = []
     for report in reports:
@@ -115,7 +133,9 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
         except ShrnError as err:
             report.error, report.exit_code = str(err), err.exit_code
     # Each photo folder is locked while its stages run: a second run on the same folder waits.
-    with locked_folders(created):
+    locks = contextlib.ExitStack()
+    locks.enter_context(locked_folders(created))
+    try:
         items = []
         for report in reports:
             files = StageFiles(report.input, report.out_dir)
@@ -129,14 +149,23 @@ def run_chunk(images: list[Path], out_dirs: list[Path], options: PipelineOptions
                 except ShrnError as err:
                     report.error, report.exit_code = str(err), err.exit_code
             items.append((files, state, report, needs_reconstruct))
+    except BaseException:
+        locks.close()
+        raise
+    return PreparedChunk(reports, items, options, locks)
 
+
+def finish_chunk(chunk: PreparedChunk, engines: Engines) -> list[ItemReport]:
+    """Reconstruct (batched when several photos need it), write sheets and manifests, unlock."""
+    with chunk.locks:
+        items, options = chunk.items, chunk.options
         pending = [(f, st, r) for f, st, r, needed in items if needed]
         if len(pending) > 1:
             _reconstruct_together(pending, engines)
         elif pending:
             _reconstruct_alone(*pending[0], engines)
         parallel_map(lambda item: _finish(*item[:3], options), items)
-    return reports
+    return chunk.reports
 
 
 def _finish(files: StageFiles, state: "_LazyState", report: ItemReport, options: PipelineOptions) -> None:
