@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--bank", help="appearance bank .npz (built from --photos when missing)")
     parser.add_argument("--sfm", help="Surrey model folder or arrays .npz")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fit-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a reconstruct option for every setting (e.g. mid_iterations=40); results are cached "
+                             "apart, under cache/<setting>@<options>")
     parser.add_argument("--expression-sweep", action="store_true",
                         help="same identity, 7 expressions each: how much the neutral mesh depends on expression")
     args = parser.parse_args()
@@ -72,7 +75,10 @@ def main() -> None:
         settings = ("clean",)
     else:
         ids = make_samples(args, out)
-    tasks = [(sample_id, settings, str(out), args.device, args.expression_sweep) for sample_id in ids]
+    fit_options = dict(_parse_option(text) for text in args.fit_option)
+    global _CACHE_TAG
+    _CACHE_TAG = _tag(fit_options)
+    tasks = [(sample_id, settings, str(out), args.device, args.expression_sweep, fit_options) for sample_id in ids]
     if args.workers > 1:
         # spawn, not fork: the parent already runs torch and mediapipe threads, and a forked child
         # can inherit one of their locks held (the workers then wait forever)
@@ -80,15 +86,17 @@ def main() -> None:
             rows = list(pool.map(evaluate_sample, tasks))
     else:
         rows = [evaluate_sample(task) for task in tasks]
-    report = sweep_report(rows) if args.expression_sweep else summarise(out, rows, settings)
+    report = sweep_report(rows, out) if args.expression_sweep else summarise(out, rows, settings)
     report.update({"machine": machine(), "commit": revision, "command": " ".join(sys.argv), "model": args.model,
                    "count": len(rows), "seed": args.seed, "size": args.size, "wall_s": round(time.perf_counter() - started, 1),
                    "rows": rows})
-    (out / "groundtruth.json").write_text(json.dumps(report, indent=1))
+    suffix = f"@{_CACHE_TAG}" if _CACHE_TAG else ""
+    report["fit_options"] = fit_options
+    (out / f"groundtruth{suffix}.json").write_text(json.dumps(report, indent=1))
     markdown = sweep_markdown(report) if args.expression_sweep else to_markdown(report, settings)
-    (out / "groundtruth.md").write_text(markdown)
+    (out / f"groundtruth{suffix}.md").write_text(markdown)
     if not args.expression_sweep:
-        plot(out, rows, settings, out / "cumulative_error.png")
+        plot(out, rows, settings, out / f"cumulative_error{suffix}.png")
     print(markdown)
 
 
@@ -196,8 +204,29 @@ def _sweep_expressions(model) -> list[tuple[str, np.ndarray]]:
 # ------------------------------------------------------------------ reconstruction + eval (one worker task)
 
 
+_CACHE_TAG = ""  # the fit options of this run, as named in cache folder names (reporting side)
+
+
+def _tag(fit_options: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(fit_options.items()))
+
+
+def _cache(out: Path, setting: str, tag: str | None = None) -> Path:
+    tag = _CACHE_TAG if tag is None else tag
+    return Path(out) / "cache" / (f"{setting}@{tag}" if tag else setting)
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    if not key or not value:
+        raise SystemExit(f"--fit-option takes KEY=VALUE, got {text!r}")
+    import yaml
+
+    return key, yaml.safe_load(value)
+
+
 def evaluate_sample(task) -> dict:
-    sample_id, settings, out, device, against_neutral = task
+    sample_id, settings, out, device, against_neutral, fit_options = task
     import torch
 
     torch.set_num_threads(1)
@@ -210,18 +239,20 @@ def evaluate_sample(task) -> dict:
            "expression": any(abs(v) > 0 for v in meta["params"]["expression"])}
     for setting in settings:
         try:
-            row[setting] = run_setting(sample_id, setting, out, device, against_neutral)
+            row[setting] = run_setting(sample_id, setting, out, device, against_neutral, fit_options)
         except Exception as err:  # a failing photo is reported and the benchmark goes on
             row[setting] = {"error": f"{type(err).__name__}: {err}"}
         print(f"{sample_id} {setting}: {row[setting].get('median_mm', row[setting].get('error'))}", file=sys.stderr)
     return row
 
 
-def run_setting(sample_id: str, setting: str, out: Path, device: str, against_neutral: bool = False) -> dict:
+def run_setting(sample_id: str, setting: str, out: Path, device: str, against_neutral: bool = False,
+                fit_options: dict | None = None) -> dict:
     """Reconstruct one photo of one setting and score it; ``against_neutral``: always against the
     true neutral face (the expression sweep), else the neutral mesh against it and the final mesh
     against the face as rendered."""
-    cache = out / "cache" / setting
+    fit_options = fit_options or {}
+    cache = _cache(out, setting, _tag(fit_options))
     cache.mkdir(parents=True, exist_ok=True)
     result_path = cache / f"{sample_id}.json"
     if result_path.is_file():
@@ -230,9 +261,9 @@ def run_setting(sample_id: str, setting: str, out: Path, device: str, against_ne
     started = time.perf_counter()
     if setting in ("clean", "plain"):
         mesh_path, neutral_path = _reconstruct_direct(samples / (f"{sample_id}.png" if setting == "clean" else
-                                                                 f"{sample_id}_occ.png"), cache, sample_id, device)
+                                                                 f"{sample_id}_occ.png"), cache, sample_id, device, fit_options)
     else:
-        mesh_path, neutral_path = _run_pipeline(samples, sample_id, cache, setting, device)
+        mesh_path, neutral_path = _run_pipeline(samples, sample_id, cache, setting, device, fit_options)
     compared = "neutral" if neutral_path is not None else "final"
     pred = neutral_path or mesh_path
     neutral_truth = against_neutral or compared == "neutral"
@@ -248,7 +279,7 @@ def run_setting(sample_id: str, setting: str, out: Path, device: str, against_ne
     return record
 
 
-def _reconstruct_direct(photo: Path, cache: Path, sample_id: str, device: str):
+def _reconstruct_direct(photo: Path, cache: Path, sample_id: str, device: str, fit_options: dict):
     from shrn_core.face import analyze_image
     from shrn_core.formats.image import read_image
     from shrn_core.formats.mesh import write_obj
@@ -256,7 +287,7 @@ def _reconstruct_direct(photo: Path, cache: Path, sample_id: str, device: str):
 
     image = read_image(photo)
     recon = reconstruct(image, mask=None, face_analysis=analyze_image(image, hands=False), device=device,
-                        render_outputs=False)
+                        **{"render_outputs": False, **fit_options})
     final = recon.final
     # the topology id in the header tells the evaluator where the model's NoW landmarks are
     mesh_path = write_obj(cache / f"{sample_id}.obj", final.vertices, final.faces, topology=final.topology)
@@ -266,11 +297,11 @@ def _reconstruct_direct(photo: Path, cache: Path, sample_id: str, device: str):
     return mesh_path, neutral_path
 
 
-def _run_pipeline(samples: Path, sample_id: str, cache: Path, setting: str, device: str):
+def _run_pipeline(samples: Path, sample_id: str, cache: Path, setting: str, device: str, fit_options: dict):
     from shrn_core.pipeline import PipelineOptions, run
 
     # no summary sheets or overlay renders: they do not change the meshes scored here
-    options = PipelineOptions(device=device, summary=False, reconstruct_options={"render_outputs": False})
+    options = PipelineOptions(device=device, summary=False, reconstruct_options={"render_outputs": False, **fit_options})
     if setting == "oracle":
         options.mask = samples / f"{sample_id}_occ.gt_mask.png"
     reports = run([samples / f"{sample_id}_occ.png"], cache / "runs", options)
@@ -290,7 +321,7 @@ def _stats(values) -> dict:
     if values.size == 0:
         return {"n": 0}
     return {"n": int(values.size), "median": float(np.median(values)), "mean": float(values.mean()),
-            "std": float(values.std())}
+            "std": float(values.std()), "max": float(values.max())}
 
 
 def _ok(row, setting):
@@ -341,7 +372,7 @@ def summarise(out: Path, rows: list[dict], settings: tuple[str, ...]) -> dict:
 
 def _pooled(out: Path, rows, setting) -> np.ndarray:
     """Every scan point's error of every face (NoW pools all points before taking statistics)."""
-    arrays = [np.load(out / "cache" / setting / f"{r['id']}.errors.npy") for r in rows]
+    arrays = [np.load(_cache(out, setting) / f"{r['id']}.errors.npy") for r in rows]
     return np.concatenate(arrays) if arrays else np.zeros(0)
 
 
@@ -405,7 +436,7 @@ def plot(out: Path, rows, settings, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     complete = [r for r in rows if all(_ok(r, s) for s in settings)]
     for setting in settings:
-        errors = [np.load(out / "cache" / setting / f"{r['id']}.errors.npy") for r in complete]
+        errors = [np.load(_cache(out, setting) / f"{r['id']}.errors.npy") for r in complete]
         if not errors:
             continue
         d = np.sort(np.concatenate(errors))
@@ -423,8 +454,11 @@ def plot(out: Path, rows, settings, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def sweep_report(rows: list[dict]) -> dict:
-    """Per identity: error of each expression's mesh vs the true neutral, and its spread."""
+def sweep_report(rows: list[dict], out: Path | None = None) -> dict:
+    """Per identity: error of each expression's mesh vs the true neutral, and its spread; and, where
+    the backend gives neutral meshes, how far each expressive photo's neutral mesh lies from the
+    neutral photo's (median vertex distance, mm, same topology, no alignment: both are in the model's
+    head frame)."""
     by_identity: dict = {}
     for r in rows:
         if _ok(r, "clean"):
@@ -436,8 +470,31 @@ def sweep_report(rows: list[dict]) -> dict:
     gap = [float(np.mean([x["mean_mm"] for k, x in v.items() if k != "neutral"]) - v["neutral"]["mean_mm"])
            for v in by_identity.values() if "neutral" in v and len(v) > 1]
     compared = sorted({x["compared"] for v in by_identity.values() for x in v.values()})
-    return {"identities": len(by_identity), "per_expression": per_expression, "spread_within_identity": _stats(spread),
-            "expressive_minus_neutral": _stats(gap), "compared": compared}
+    report = {"identities": len(by_identity), "per_expression": per_expression, "spread_within_identity": _stats(spread),
+              "expressive_minus_neutral": _stats(gap), "compared": compared}
+    if out is not None and compared == ["neutral"]:
+        report["neutral_mesh_distance"] = _neutral_mesh_distances(_cache(out, "clean"), by_identity)
+    return report
+
+
+def _neutral_mesh_distances(cache: Path, by_identity: dict) -> dict:
+    from shrn_core.formats.mesh import read_obj
+
+    per_expression: dict = {}
+    for identity, expressions in by_identity.items():
+        reference = cache / f"{identity}_neutral.neutral.obj"
+        if not reference.is_file():
+            continue
+        base = read_obj(reference)[0]
+        for expression in expressions:
+            path = cache / f"{identity}_{expression}.neutral.obj"
+            if expression == "neutral" or not path.is_file():
+                continue
+            vertices = read_obj(path)[0]
+            if vertices.shape == base.shape:
+                per_expression.setdefault(expression, []).append(float(np.median(np.linalg.norm(vertices - base, axis=1))))
+    pooled = [d for values in per_expression.values() for d in values]
+    return {"per_expression": {e: _stats(v) for e, v in per_expression.items()}, "all": _stats(pooled)}
 
 
 def sweep_markdown(report: dict) -> str:
@@ -449,6 +506,15 @@ def sweep_markdown(report: dict) -> str:
     spread, gap = report["spread_within_identity"], report["expressive_minus_neutral"]
     lines += ["", f"Spread of one identity's error over its expressions: mean {spread.get('mean', float('nan')):.3f} mm; "
               f"expressive minus neutral-photo error: mean {gap.get('mean', float('nan')):+.3f} mm."]
+    distances = report.get("neutral_mesh_distance")
+    if distances:
+        lines += ["", "Neutral mesh of each expressive photo vs the neutral photo's, same identity (median vertex "
+                  "distance, mm; target <= 0.3):", "", "| expression | n | mean | max |", "|---|---|---|---|"]
+        for name, s in distances["per_expression"].items():
+            lines.append(f"| {name} | {s['n']} | {s['mean']:.3f} | {s['max']:.3f} |")
+        total = distances["all"]
+        if total.get("n"):
+            lines.append(f"| all | {total['n']} | {total['mean']:.3f} | {total['max']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -153,7 +153,9 @@ class LearnedSegmenter:
 
     # ------------------------------------------------------------------------------- photos
     def crop_transform(self, analysis: FaceAnalysis) -> np.ndarray:
-        return crop.crop_transform(analysis.face.landmarks_5, self.spec.size, self.spec.crop_scale)
+        # landmarks at the precision face.json stores (0.01 px), so a reused analysis gives the same mask
+        return crop.crop_transform(np.round(np.asarray(analysis.face.landmarks_5, np.float64), 2), self.spec.size,
+                                   self.spec.crop_scale)
 
     def __call__(self, rgb: np.ndarray, analysis: FaceAnalysis) -> SegmentationResult:
         return self.segment_batch([rgb], [analysis])[0]
@@ -173,7 +175,7 @@ class LearnedSegmenter:
     def _result(self, rgb, analysis: FaceAnalysis, matrix: np.ndarray, prob_crop: np.ndarray) -> SegmentationResult:
         height, width = rgb.shape[:2]
         size = self.spec.size
-        landmarks = np.asarray(analysis.face.landmarks, np.float64)
+        landmarks = np.round(np.asarray(analysis.face.landmarks, np.float64), 2)
         crop_landmarks = crop.apply(matrix, landmarks)
         region_crop = regions.face_region(crop_landmarks, (size, size))
         counted = crop.grow_region(region_crop, crop_landmarks, self.spec.region_margin)
