@@ -49,7 +49,7 @@ def kill_and_resume(inputs: list[Path], out: Path, rng, kills: int = 2, window: 
         if alive:
             process.send_signal(signal.SIGKILL)
         process.communicate()
-        state = {p.name: sorted(f.name for f in p.iterdir()) for p in out.iterdir()} if out.exists() else {}
+        state = {p.name: sorted(f.name for f in p.iterdir()) for p in out.iterdir() if p.is_dir()} if out.exists() else {}
         log.append({"delay_s": round(delay, 2), "killed": alive, "files": sum(map(len, state.values()))})
         problems += [f"after kill at {delay:.1f} s: {p}" for p in check_unfinished(inputs, out)]
     start = time.perf_counter()
