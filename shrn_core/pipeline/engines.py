@@ -99,7 +99,9 @@ class Engines:
         result = inpaint_with_report(state.raw, mask, state.face_analysis(), backend=self.inpainter())
         write_image(files.inpainted, result.image)
         info = result.summary()
-        info["warnings"] = info.pop("warnings", [])
+        warnings = info.pop("warnings", [])
+        # an unoccluded face is the normal case of a run, not something to warn about
+        info["warnings"] = warnings if mask.any() else []
         return StageRecord("inpaint", "computed", backend=self.options.inpaint_backend,
                            outputs={"inpainted": str(files.inpainted)}, info=info)
 
