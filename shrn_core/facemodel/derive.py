@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -226,8 +225,15 @@ def derive(ict_dir: Path, out_dir: Path, identity_count: int) -> dict:
         "model_sha1": hashlib.sha1(model_path.read_bytes()).hexdigest(),
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    shutil.copyfile(ict_dir / "LICENSE", out_dir / "LICENSE")
+    (out_dir / "LICENSE").write_text(license_notice((ict_dir / "LICENSE").read_text()))
     return config
+
+
+def license_notice(ict_license: str) -> str:
+    """ICT-FaceKit's MIT notice, which must ship with anything derived from it, under a line that
+    says what it covers."""
+    return ("shrn's face model (model.npz, config.json) is derived from ICT-FaceKit\n"
+            "(https://github.com/ICT-VGL/ICT-FaceKit), distributed under the following licence:\n\n" + ict_license)
 
 
 def main(argv=None) -> None:
