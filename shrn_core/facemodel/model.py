@@ -164,29 +164,25 @@ def _load_face_model(folder: Path) -> FaceModel:
 
 
 def _validate(model: FaceModel, path: Path) -> None:
+    V = model.num_vertices
     try:
-        _check_consistency(model, path)
+        checks = [
+            (model.neutral.ndim == 2 and model.neutral.shape[1] == 3, "neutral must be (V, 3)"),
+            (model.identity_basis.shape[1:] == (V, 3), "identity_basis must be (K, V, 3)"),
+            (model.expression_basis.shape[1:] == (V, 3), "expression_basis must be (E, V, 3)"),
+            (len(model.expression_names) == model.num_expression, "one name per expression"),
+            (model.triangles.ndim == 2 and model.triangles.shape[1] == 3 and model.triangles.min() >= 0
+             and model.triangles.max() < V, "triangles must index the vertices"),
+            (model.uvs.shape == (V, 2) and model.mirror.shape == (V,) and model.regions.shape == (V,), "per-vertex arrays"),
+            (model.mediapipe_triangles.shape == (478,) and model.mediapipe_barycentric.shape == (478, 3), "mediapipe embedding"),
+            (model.mediapipe_triangles.max() < len(model.triangles), "mediapipe embedding triangle ids"),
+            (max(model.landmarks68.max(), model.now7.max(), model.jaw_contour.max(), model.oval_contour.max(),
+                 model.mirror.max()) < V, "vertex ids out of range"),
+            (all(np.isfinite(a).all() for a in (model.neutral, model.identity_basis, model.expression_basis, model.uvs,
+                                                model.mediapipe_barycentric)), "NaN/inf in the model"),
+        ]
     except (ValueError, IndexError, TypeError):  # empty or oddly shaped arrays break the checks themselves
         raise WeightsError("face model is inconsistent: malformed arrays", path) from None
-
-
-def _check_consistency(model: FaceModel, path: Path) -> None:
-    V = model.num_vertices
-    checks = [
-        (model.neutral.ndim == 2 and model.neutral.shape[1] == 3, "neutral must be (V, 3)"),
-        (model.identity_basis.shape[1:] == (V, 3), "identity_basis must be (K, V, 3)"),
-        (model.expression_basis.shape[1:] == (V, 3), "expression_basis must be (E, V, 3)"),
-        (len(model.expression_names) == model.num_expression, "one name per expression"),
-        (model.triangles.ndim == 2 and model.triangles.shape[1] == 3 and model.triangles.min() >= 0
-         and model.triangles.max() < V, "triangles must index the vertices"),
-        (model.uvs.shape == (V, 2) and model.mirror.shape == (V,) and model.regions.shape == (V,), "per-vertex arrays"),
-        (model.mediapipe_triangles.shape == (478,) and model.mediapipe_barycentric.shape == (478, 3), "mediapipe embedding"),
-        (model.mediapipe_triangles.max() < len(model.triangles), "mediapipe embedding triangle ids"),
-        (max(model.landmarks68.max(), model.now7.max(), model.jaw_contour.max(), model.oval_contour.max(),
-             model.mirror.max()) < V, "vertex ids out of range"),
-        (all(np.isfinite(a).all() for a in (model.neutral, model.identity_basis, model.expression_basis, model.uvs,
-                                            model.mediapipe_barycentric)), "NaN/inf in the model"),
-    ]
     for ok, what in checks:
         if not ok:
             raise WeightsError(f"face model is inconsistent: {what}", path)

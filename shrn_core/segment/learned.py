@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, NumericalError, WeightsError
+from ..face.landmark_sets import five_point
 from ..face.types import FaceAnalysis
 from . import crop, regions
 from .types import SegmentationResult
@@ -153,9 +154,7 @@ class LearnedSegmenter:
 
     # ------------------------------------------------------------------------------- photos
     def crop_transform(self, analysis: FaceAnalysis) -> np.ndarray:
-        # landmarks at the precision face.json stores (0.01 px), so a reused analysis gives the same mask
-        return crop.crop_transform(np.round(np.asarray(analysis.face.landmarks_5, np.float64), 2), self.spec.size,
-                                   self.spec.crop_scale)
+        return crop.crop_transform(five_point(_as_stored(analysis.face.landmarks)), self.spec.size, self.spec.crop_scale)
 
     def __call__(self, rgb: np.ndarray, analysis: FaceAnalysis) -> SegmentationResult:
         return self.segment_batch([rgb], [analysis])[0]
@@ -175,7 +174,7 @@ class LearnedSegmenter:
     def _result(self, rgb, analysis: FaceAnalysis, matrix: np.ndarray, prob_crop: np.ndarray) -> SegmentationResult:
         height, width = rgb.shape[:2]
         size = self.spec.size
-        landmarks = np.round(np.asarray(analysis.face.landmarks, np.float64), 2)
+        landmarks = _as_stored(analysis.face.landmarks).astype(np.float64)
         crop_landmarks = crop.apply(matrix, landmarks)
         region_crop = regions.face_region(crop_landmarks, (size, size))
         counted = crop.grow_region(region_crop, crop_landmarks, self.spec.region_margin)
@@ -194,3 +193,8 @@ class LearnedSegmenter:
         return SegmentationResult(mask=mask, face_region=face_region, probability=probability, backend=self.name,
                                   face_index=analysis.selected, info=info)
 
+
+def _as_stored(landmarks: np.ndarray) -> np.ndarray:
+    """The 478 landmarks as face.json stores and reads them back (0.01 px, float32), so a fresh
+    analysis and a reused face.json give the same crop and the same mask."""
+    return np.round(np.asarray(landmarks, np.float64), 2).astype(np.float32)
