@@ -12,7 +12,7 @@ import pytest
 from shrn_core.formats.image import read_image, write_image
 from shrn_core.formats.manifest import write_manifest
 from shrn_core.report.browser import find_chromium, run_headless
-from shrn_core.report.gallery import write_gallery
+from shrn_core.report.gallery import EAGER_THUMBNAILS, write_gallery
 
 MAGENTA = (255, 0, 255)
 
@@ -117,6 +117,17 @@ def test_cards_failures_first_links_resolve_and_text_is_escaped(results):
 def test_empty_folder_gets_a_page(tmp_path):
     page = write_gallery(tmp_path)
     assert parse(page.read_text(encoding="utf-8")).cards == [] and "No photo folders" in page.read_text(encoding="utf-8")
+
+
+def test_first_screenful_of_thumbnails_loads_without_the_script(tmp_path):
+    out, photos = tmp_path / "results", tmp_path / "photos"
+    photos.mkdir()
+    for i in range(EAGER_THUMBNAILS + 3):
+        photo_folder(out, photos, f"p{i:02d}")
+    text = write_gallery(out).read_text(encoding="utf-8")
+    plain = [f'src="p{i:02d}/p{i:02d}.summary.png"' for i in range(EAGER_THUMBNAILS)]
+    lazy = [f'data-src="p{i:02d}/p{i:02d}.summary.png"' for i in range(EAGER_THUMBNAILS, EAGER_THUMBNAILS + 3)]
+    assert all(f"<img {a}" in text for a in plain) and all(f"<img {a}" in text for a in lazy)
 
 
 BROWSER = find_chromium()
