@@ -83,11 +83,16 @@ def main() -> None:
         if cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        done = 0
+        done, parts = 0, []
         for start in range(0, len(images), args.batch):
             chunk = slice(start, start + args.batch)
-            done += len(reconstruct_batch(images[chunk], face_analyses=analyses[chunk], device=args.device,
-                                          levels=args.levels, **options))
+            recons = reconstruct_batch(images[chunk], face_analyses=analyses[chunk], device=args.device,
+                                       levels=args.levels, **options)
+            done += len(recons)
+            parts.append(recons[0].info["timings"])  # per-photo averages over the batch
+        summary["batch_timings_per_photo"] = {key: float(np.mean([p[key] for p in parts if key in p]))
+                                              for key in parts[0]}
+        print("batched, per photo: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["batch_timings_per_photo"].items()))
         if cuda:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0

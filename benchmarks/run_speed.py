@@ -7,6 +7,7 @@ Targets: < 30 s per image on the 2-core CPU; on the GPU < 1.5 s single, >= 5 ima
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,16 +30,22 @@ def main() -> None:
     parser.add_argument("--dataset-mode", action="store_true",
                         help="also time the batched pass without summary sheets and overlay/shading renders "
                              "(--no-summary --no-renders, as for a dataset run)")
+    parser.add_argument("--repeat", type=int, default=1, help="process each photo this many times (copies)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
     photos = [p for p in clean_photos() if "trump" not in p.name and "emma" not in p.name][: args.limit]
+    singles = photos
+    if args.repeat > 1:  # a longer dataset (several chunks) from copies of the photos under new names
+        copies = Path(tempfile.mkdtemp(prefix="shrn-run-speed-"))
+        photos = [shutil.copy(p, copies / f"{p.stem}_{r}{p.suffix}") for r in range(args.repeat) for p in photos]
+        photos = [Path(p) for p in photos]
     options = PipelineOptions(device=args.device, overwrite=True)
     Engines(options).load()
     with tempfile.TemporaryDirectory() as out:
         run(photos[:1], out, options)  # warm-up: first CUDA kernels / graph allocations
         per_image, stage_times, failures = [], {s: [] for s in STAGES}, 0
-        for photo in photos:
+        for photo in singles:
             start = time.perf_counter()
             [report] = run([photo], out, options)
             elapsed = time.perf_counter() - start
