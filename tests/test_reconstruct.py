@@ -218,7 +218,7 @@ def test_occlusion_mask_keeps_occluder_colour_out_of_albedo(photo, photo_analysi
     occluded[y0:y1, x0:x1] = (0, 255, 0)
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[y0:y1, x0:x1] = 255
-    options = dict(FAST, render_outputs=False)
+    options = dict(FAST, render_outputs=False, texture_size=128)  # the patch covers ~1% of the texels
     greenness = lambda a: ((a[..., 1].astype(int) - a[..., [0, 2]].max(-1)) > 80).sum()  # noqa: E731
     with_mask = reconstruct(occluded, mask, face_analysis=photo_analysis, device="cpu", levels="coarse", **options)
     without = reconstruct(occluded, None, face_analysis=photo_analysis, device="cpu", levels="coarse", **options)
