@@ -13,7 +13,10 @@ Residuals, in millimetres at the face (pixel errors divided by the view's pixels
 * mediapipe's face-oval points lie on the face's outline in the photo, which is the model's
   silhouette, not a fixed vertex: each is matched to the candidate vertex (``FaceModel.oval_contour``)
   that lies furthest outwards in the image under the current pose (re-chosen every iteration);
-* mediapipe's relative depth (weighted ``depth_weight``);
+* mediapipe's relative depth (weighted ``depth_weight``, off by default);
+* mesh points on surface that turns away from the camera (the far cheek, the nose's far side at a
+  yaw) are hidden in the photo and only guessed by mediapipe: their weight ramps down with the
+  cosine between the fitted surface's normal and the view ray (re-computed every iteration);
 * robustness: iteratively reweighted least squares with a Cauchy loss (scale ``robust_scale_mm``),
   so landmarks an occluder displaced by several millimetres count much less.
 
@@ -65,10 +68,15 @@ class ModelFitOptions:
     # neutral face moves ~0.27 instead of ~0.6 mm across expressions for ~+0.5-1% clean error (seed-1/2 dev sets)
     expression_l2: float = 0.3
     expression_l1: float = 0.1
-    depth_weight: float = 0.1  # mediapipe's relative depth is a learned guess: it helps little (synthetic dev set)
+    depth_weight: float = 0.0  # mediapipe's relative depth is a learned guess: off, it fits better (seed-1/2 dev sets)
     oval_weight: float = 1.0
     occluded_weight: float = 0.2
     robust_scale_mm: float = 1.5
+    # mesh points whose surface turns away from the camera (cosine of normal and view ray below
+    # ``facing_low``) are hidden: mediapipe guesses them, so they count little; full weight above ``facing_high``
+    facing_low: float = 0.0
+    facing_high: float = 0.3
+    hidden_weight: float = 0.05
     damping: float = 1e-3
 
 
@@ -219,6 +227,8 @@ class _Group:
         self.fixed_X0 = (self.neutral_v[corners] * bary[..., 0]).sum(1)  # (Pf, 3)
         self.fixed_A = (self.id_v[corners] * bary).sum(1)  # (Pf, 3, K)
         self.fixed_B = (self.ex_v[corners] * bary).sum(1)  # (Pf, 3, E)
+        self.fixed_corners, self.fixed_bary = corners, bary[..., 0, 0]
+        self.triangles = torch.as_tensor(model.triangles, dtype=torch.long)
         self.Ks = torch.as_tensor(np.stack([views[i].K for i in flat]), dtype=dtype).view(S, n, 3, 3)
         lm = torch.as_tensor(np.stack([views[i].landmarks[:NUM_MESH_POINTS] for i in flat]), dtype=dtype).view(S, n, -1, 3)
         occluded = torch.as_tensor(np.stack([views[i].occluded[:NUM_MESH_POINTS] for i in flat])).view(S, n, -1)
@@ -228,6 +238,7 @@ class _Group:
         self.base_w = torch.where(occluded[:, :, order], options.occluded_weight, 1.0).to(dtype)
         self.base_w[:, :, self.num_fixed:] *= options.oval_weight
         self.robust_w = torch.ones_like(self.base_w)
+        self.facing_w = torch.ones_like(self.base_w)
         self.oval_sides = _anchor_sides(model, model.oval_contour)
         mean_mp = model.mediapipe_points(t["neutral"][None]).numpy()[0]
         poses = [initial_pose(views[i], mean_mp) for i in flat]
@@ -254,12 +265,28 @@ class _Group:
                 + torch.einsum("vce,sne->snvc", self.ex_v, e))
 
     def choose_oval(self):
-        """Silhouette vertex for each oval point, under the current state: (S, n, O)."""
+        """Silhouette vertex for each oval point, under the current state: (S, n, O); also
+        updates the fixed points' facing weights from the same posed mesh."""
         cam = torch.einsum("snvi,snji->snvj", self.whole_mesh(self.a, self.e), self.R) + self.translation(self.tau)[0][:, :, None]
         S, n = self.S, self.n
         ids = silhouette_choice(self.model.oval_contour, cam.reshape(S * n, -1, 3), self.Ks.reshape(-1, 3, 3),
                                 self.R.reshape(-1, 3, 3), self.oval_sides)
+        self.facing_w[..., :self.num_fixed] = self.facing_weights(cam)
         return ids.view(S, n, -1)
+
+    def facing_weights(self, cam: torch.Tensor) -> torch.Tensor:
+        """(S, n, Pf) weights of the fixed mesh points from how squarely the camera sees the surface there."""
+        o = self.options
+        tri = self.triangles
+        v0, v1, v2 = cam[..., tri[:, 0], :], cam[..., tri[:, 1], :], cam[..., tri[:, 2], :]
+        face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # (S, n, F, 3)
+        normals = torch.zeros_like(cam).index_add_(2, tri.T.reshape(-1), face_n.repeat(1, 1, 3, 1))
+        at_points = (normals[..., self.fixed_corners, :] * self.fixed_bary[..., None]).sum(-2)  # (S, n, Pf, 3)
+        points = (cam[..., self.fixed_corners, :] * self.fixed_bary[..., None]).sum(-2)
+        cosine = (torch.nn.functional.normalize(at_points, dim=-1, eps=1e-12)
+                  * torch.nn.functional.normalize(-points, dim=-1, eps=1e-12)).sum(-1)
+        ramp = (cosine - o.facing_low) / max(o.facing_high - o.facing_low, 1e-6)
+        return ramp.clamp(o.hidden_weight, 1.0)
 
     def set_points(self, oval_ids):
         """Bases (X0, A, B) of all residual points for the chosen oval vertices."""
@@ -278,7 +305,7 @@ class _Group:
         f = self.Ks[..., 0, 0][..., None]
         uv = torch.stack([f * c[..., 0] / w + self.Ks[..., 0, 2][..., None],
                           -f * c[..., 1] / w + self.Ks[..., 1, 2][..., None]], -1)
-        sw = torch.sqrt(self.base_w * self.robust_w) / o.landmark_sigma_mm  # (S, n, P)
+        sw = torch.sqrt(self.base_w * self.robust_w * self.facing_w) / o.landmark_sigma_mm  # (S, n, P)
         scale = (sw / self.ppm[..., None])[..., None]
         r2d = (uv - self.target[..., :2]) * scale  # (S, n, P, 2)
         nf = self.num_fixed
