@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import commit, machine, shared_data_dir, write_json  # noqa: E402
 
 METHODS = ("mean", "fit", "landmarks3d", "surface3d")
+YAW_BINS = ((0, 20), (20, 40), (40, 90))
 
 
 def ibug_pairs(sfm_dir: Path) -> list[tuple[int, int]]:
@@ -114,6 +115,7 @@ def main() -> None:
     neutral = tensors["neutral"].numpy().reshape(-1, 3)
     basis = tensors["identity"].numpy().reshape(model.num_identity, -1, 3)
     distances = {m: [] for m in METHODS}
+    yaws = []
     skipped = []
     with tempfile.TemporaryDirectory() as scratch:
         for n, sample_id in enumerate(ids):
@@ -135,6 +137,7 @@ def main() -> None:
                 "surface3d": fit_surface3d(model, basis, neutral, np.asarray(truth.vertices), np.asarray(truth.faces),
                                        np.loadtxt(samples / f"{sample_id}.gt_neutral.txt")),
             }
+            yaws.append(abs(meta["pose_deg"]["yaw"]))
             for method, vertices in meshes.items():
                 path = write_obj(Path(scratch) / f"{method}.obj", np.asarray(vertices, np.float32), model.triangles,
                                  topology=model.name)
@@ -150,8 +153,17 @@ def main() -> None:
     print("| identity from | median mm | mean | median of per-face medians |\n|---|---|---|---|")
     for method, row in rows.items():
         print(f"| {method} | {row['median_mm']:.3f} | {row['mean_mm']:.3f} | {row['median_of_face_medians']:.3f} |")
+    by_yaw = {}
+    for low, high in YAW_BINS:
+        chosen = [k for k, yaw in enumerate(yaws) if low <= yaw < high]
+        if chosen:
+            by_yaw[f"{low}-{high}"] = {m: float(np.median([np.median(distances[m][k]) for k in chosen])) for m in METHODS}
+            by_yaw[f"{low}-{high}"]["faces"] = len(chosen)
+    print("\nmedian of per-face medians by |yaw| (deg):")
+    for label, row in by_yaw.items():
+        print(f"  {label} ({row['faces']} faces): " + ", ".join(f"{m} {row[m]:.3f}" for m in METHODS))
     write_json(args.json_out, {"run_commit": run_commit, "benchmark": "fit_limits", "faces": len(distances["fit"]),
-                               "skipped": skipped, "rows": rows})
+                               "skipped": skipped, "rows": rows, "by_yaw": by_yaw})
 
 
 if __name__ == "__main__":
