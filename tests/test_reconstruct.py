@@ -13,7 +13,7 @@ from shrn_core.geometry.transforms import umeyama
 from shrn_core.reconstruct import reconstruct, reconstruct_multiview, write_reconstruction
 from shrn_core.reconstruct.fit.camera import default_intrinsics
 from shrn_core.reconstruct.fit.model_fit import ModelFitOptions, ViewObservation, fit_model
-from shrn_core.reconstruct.fit.mesh_ops import subdivide, subdivided_mirror
+from shrn_core.reconstruct.fit.mesh_ops import subdivide, subdivided_mirror, vertex_normals
 
 # small settings: the tests check behaviour, benchmarks check quality and speed at default settings
 FAST = dict(render_size=96, texture_size=96, mid_iterations=6, fine_iterations=4,
@@ -115,6 +115,29 @@ def test_batched_coarse_fit_equals_one_by_one(model, known_face):
     for index, view in enumerate((a, b)):
         alone = fit_model([view], model)
         assert np.abs(together.vertices[index] - alone.vertices[0]).max() < 1e-3
+
+
+def test_hidden_points_guessed_wrong_barely_move_the_fit(model, known_face):
+    """At yaw 50 the far side of the face is hidden and mediapipe only guesses its points; when those
+    guesses are off by 10 px, the facing weights keep the shape close to the truth."""
+    identity, expression = known_face
+    t = np.array([0.0, 0.0, -550.0])
+    view, R, truth = _synthetic_view(model, identity, expression, [50, 0, 0], t)
+    normals = vertex_normals(torch.as_tensor(truth), torch.as_tensor(model.triangles)).numpy()
+    corners = model.triangles[model.mediapipe_triangles]
+    points = model.mediapipe_points(torch.as_tensor(truth[None]))[0].numpy()
+    normal = np.einsum("nk,nkc->nc", model.mediapipe_barycentric, normals[corners]) @ R.T
+    ray = -(points @ R.T + t)
+    hidden = (normal * ray).sum(1) / np.linalg.norm(normal, axis=1) / np.linalg.norm(ray, axis=1) < 0.0
+    hidden[468:] = False
+    assert 20 < hidden.sum() < 200  # the far cheek and the nose's far side
+    guessed = view.landmarks.copy()
+    guessed[hidden, 0] += 10.0
+    view = ViewObservation(guessed, view.K, view.width, view.height, view.occluded)
+    neutral_truth = model.vertices(torch.as_tensor(identity[None]))[0].numpy()
+    weighted = fit_model([view], model, EXACT).neutral[0]
+    unweighted = fit_model([view], model, ModelFitOptions(**{**EXACT.__dict__, "hidden_weight": 1.0})).neutral[0]
+    assert _aligned_error(weighted, neutral_truth) < 0.7 * _aligned_error(unweighted, neutral_truth)
 
 
 def test_jaw_landmarks_follow_the_silhouette(model):
