@@ -37,6 +37,8 @@ from ...face.topology import NUM_MESH_POINTS
 from ...facemodel import FACE_OVAL, FaceModel
 from ...geometry.transforms import umeyama
 from .camera import axis_angle_to_matrix, matrix_to_axis_angle
+from .mesh_ops import vertex_normals
+from .photometric import batched_faces
 
 log = logging.getLogger("shrn.reconstruct")
 
@@ -228,7 +230,7 @@ class _Group:
         self.fixed_A = (self.id_v[corners] * bary).sum(1)  # (Pf, 3, K)
         self.fixed_B = (self.ex_v[corners] * bary).sum(1)  # (Pf, 3, E)
         self.fixed_corners, self.fixed_bary = corners, bary[..., 0, 0]
-        self.triangles = torch.as_tensor(model.triangles, dtype=torch.long)
+        self.triangles = torch.as_tensor(model.triangles)
         self.Ks = torch.as_tensor(np.stack([views[i].K for i in flat]), dtype=dtype).view(S, n, 3, 3)
         lm = torch.as_tensor(np.stack([views[i].landmarks[:NUM_MESH_POINTS] for i in flat]), dtype=dtype).view(S, n, -1, 3)
         occluded = torch.as_tensor(np.stack([views[i].occluded[:NUM_MESH_POINTS] for i in flat])).view(S, n, -1)
@@ -277,10 +279,8 @@ class _Group:
     def facing_weights(self, cam: torch.Tensor) -> torch.Tensor:
         """(S, n, Pf) weights of the fixed mesh points from how squarely the camera sees the surface there."""
         o = self.options
-        tri = self.triangles
-        v0, v1, v2 = cam[..., tri[:, 0], :], cam[..., tri[:, 1], :], cam[..., tri[:, 2], :]
-        face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)  # (S, n, F, 3)
-        normals = torch.zeros_like(cam).index_add_(2, tri.T.reshape(-1), face_n.repeat(1, 1, 3, 1))
+        meshes, num_vertices = cam.shape[0] * cam.shape[1], cam.shape[2]
+        normals = vertex_normals(cam.reshape(-1, 3), batched_faces(self.triangles, meshes, num_vertices)).view_as(cam)
         at_points = (normals[..., self.fixed_corners, :] * self.fixed_bary[..., None]).sum(-2)  # (S, n, Pf, 3)
         points = (cam[..., self.fixed_corners, :] * self.fixed_bary[..., None]).sum(-2)
         cosine = (torch.nn.functional.normalize(at_points, dim=-1, eps=1e-12)
