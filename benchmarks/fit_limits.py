@@ -37,12 +37,10 @@ YAW_BINS = ((0, 20), (20, 40), (40, 90))
 
 def ibug_pairs(sfm_dir: Path) -> list[tuple[int, int]]:
     """(iBUG index 0-based, Surrey vertex) for the 49 inner points (the jaw outline is no fixed vertex)."""
-    pairs = []
-    for line in (sfm_dir / "ibug_to_sfm.txt").read_text().splitlines():
-        left, _, right = line.split("#")[0].partition("=")
-        if left.strip().isdigit() and right.strip().isdigit():
-            pairs.append((int(left) - 1, int(right)))
-    return [(i, v) for i, v in pairs if i >= 17]
+    from shrn_core.synth.models import read_ibug_mapping
+
+    mapping = read_ibug_mapping(sfm_dir / "ibug_to_sfm.txt")
+    return [(i, int(v)) for i, v in enumerate(mapping) if i >= 17 and v >= 0]
 
 
 def ridge_identity(basis: np.ndarray, neutral: np.ndarray, ids: np.ndarray, targets: np.ndarray, weight: float):
@@ -73,9 +71,9 @@ def fit_surface3d(model, basis, neutral, truth_vertices, truth_faces, truth_now7
     a = np.zeros(len(basis))
     sim = umeyama(neutral[model.now7], truth_now7)
     for _ in range(rounds):
-        shape = neutral + np.einsum("kvc,k->vc", basis, a)
-        near = surface.query(sim.apply(shape))
-        close = np.linalg.norm(near.points - sim.apply(shape), axis=1) < 10.0  # parts the true face covers
+        posed = sim.apply(neutral + np.einsum("kvc,k->vc", basis, a))
+        near = surface.query(posed)
+        close = np.linalg.norm(near.points - posed, axis=1) < 10.0  # parts the true face covers
         ids = np.flatnonzero(close)
         a = ridge_identity(basis, neutral, ids, sim.inverse().apply(near.points[close]), weight)
         shape = neutral + np.einsum("kvc,k->vc", basis, a)

@@ -36,13 +36,12 @@ def main() -> None:
 
     photos = [p for p in clean_photos() if "trump" not in p.name and "emma" not in p.name][: args.limit]
     singles = photos
-    if args.repeat > 1:  # a longer dataset (several chunks) from copies of the photos under new names
-        copies = Path(tempfile.mkdtemp(prefix="shrn-run-speed-"))
-        photos = [shutil.copy(p, copies / f"{p.stem}_{r}{p.suffix}") for r in range(args.repeat) for p in photos]
-        photos = [Path(p) for p in photos]
     options = PipelineOptions(device=args.device, overwrite=True)
     Engines(options).load()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory(prefix="shrn-run-speed-") as copies:
+        if args.repeat > 1:  # a longer dataset (several chunks) from copies of the photos under new names
+            photos = [Path(shutil.copy(p, Path(copies) / f"{p.stem}_{r}{p.suffix}"))
+                      for r in range(args.repeat) for p in photos]
         run(photos[:1], out, options)  # warm-up: first CUDA kernels / graph allocations
         per_image, stage_times, failures = [], {s: [] for s in STAGES}, 0
         for photo in singles:
